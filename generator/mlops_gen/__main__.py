@@ -1,0 +1,3 @@
+from mlops_gen.cli import main
+
+main()
