@@ -1,0 +1,184 @@
+"""`mlops-gen ci run`: run buildspec.yml, azure-pipelines.yml or cloudbuild.yaml locally."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import click
+import yaml
+from rich.console import Console
+
+from . import pyenv
+from .errors import CIUsageError
+from .report import FAILED, Reporter, write_report
+from .runtime import Context
+from .workspace import RUN_MARKER, GitInfo, make_workspace, reap, scrubbed_environ
+
+CI_FILES = {
+    "aws": ("buildspec.yml", "buildspec.yaml"),
+    "azure": ("azure-pipelines.yml", "azure-pipelines.yaml"),
+    "gcp": ("cloudbuild.yaml", "cloudbuild.yml", "cloudbuild.json"),
+}
+# the one switch each CI file reads its deploy target from (DESIGN.md, principle 3)
+TARGET_VARIABLE = {"aws": "DEPLOY_TARGET", "azure": "deployTarget", "gcp": "_DEPLOY_TARGET"}
+ENV_VARIABLE = {"aws": "DEPLOY_ENV", "azure": "deployEnv", "gcp": "_DEPLOY_ENV"}
+TITLES = {"aws": "CodeBuild", "azure": "Azure Pipelines", "gcp": "Cloud Build"}
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=option)
+        out[key.strip()] = value
+    return out
+
+
+def find_ci_file(repo: Path, provider: str) -> Path | None:
+    for name in CI_FILES[provider]:
+        if (repo / name).is_file():
+            return repo / name
+    return None
+
+
+@click.group()
+def ci() -> None:
+    """Run the repository's own CI file locally, offline, with the service's semantics."""
+
+
+@ci.command("run")
+@click.option("--provider", type=click.Choice(sorted(CI_FILES)), help="Which CI file to run (default: every one present).")
+@click.option("--repo", type=click.Path(file_okay=False, exists=True, path_type=Path), default=".",
+              show_default=True, help="The repository; it is copied, never modified (except .local-ci/).")
+@click.option("--file", "ci_file", help="CI file, relative to the repository (default: the service's standard name).")
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
+              help="Variable / substitution override (repeatable). The deploy-target variable defaults to local.")
+@click.option("--env", "env_name", metavar="NAME",
+              help="Environment to deploy to: sets DEPLOY_ENV (aws), deployEnv (azure), _DEPLOY_ENV (gcp).")
+@click.option("--keep-env", is_flag=True, help="Keep AWS_*, AZURE_*, ARM_*, GOOGLE_*, CLOUDSDK_* variables.")
+@click.option("--secrets", "secrets_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="YAML/JSON with parameter-store, secrets-manager (aws), variable-groups (azure), "
+                   "secret-manager (gcp) values.")
+@click.option("--map-image", "image_maps", multiple=True, metavar="IMAGE=ENTRYPOINT",
+              help="Run Cloud Build steps using IMAGE on the host; ENTRYPOINT is the image's default "
+                   "entrypoint (empty: none).")
+@click.option("--no-venv", is_flag=True, help="Use the current Python instead of an isolated environment.")
+@click.option("--keep-workspace", is_flag=True, help="Keep the copy the build ran in (its path is in the report).")
+@click.option("-v", "--verbose", is_flag=True, help="Print every output line of every step.")
+def run(provider, repo, ci_file, variables, env_name, keep_env, secrets_file, image_maps, no_venv,
+        keep_workspace, verbose) -> None:
+    """Run the CI file(s) of a repository locally and report each step.
+
+    Exit status: 0 when every step passed, 1 when one failed, 2 for bad usage or a CI file
+    that cannot run locally (the message names what).
+    """
+    repo = repo.resolve()
+    overrides = _pairs(variables, "--var")
+    image_map = _pairs(image_maps, "--map-image")
+    console = Console(stderr=False, highlight=False)
+    try:
+        secrets = _load_secrets(secrets_file)
+        if provider:
+            path = repo / ci_file if ci_file else find_ci_file(repo, provider)
+            if path is None or not path.is_file():
+                raise CIUsageError(f"no {' or '.join(CI_FILES[provider])} in {repo}")
+            plan = [(provider, path)]
+        else:
+            if ci_file:
+                raise CIUsageError("--file needs --provider")
+            plan = [(p, f) for p in CI_FILES if (f := find_ci_file(repo, p))]
+            if not plan:
+                raise CIUsageError(f"no CI file in {repo} (looked for "
+                                   + ", ".join(n for names in CI_FILES.values() for n in names) + ")")
+        codes = []
+        for name, path in plan:
+            vars_ = {TARGET_VARIABLE[name]: "local"}
+            if env_name:
+                vars_[ENV_VARIABLE[name]] = env_name
+            vars_.update(overrides)
+            codes.append(run_one(name, path, repo, vars_, explicit=set(overrides), keep_env=keep_env,
+                                 secrets=secrets, image_map=image_map, use_venv=not no_venv,
+                                 keep_workspace=keep_workspace, verbose=verbose, console=console))
+    except CIUsageError as exc:
+        click.echo(f"mlops-gen ci run: error: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(max(codes))
+
+
+def _load_secrets(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise CIUsageError(f"--secrets {path}: not valid YAML/JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CIUsageError(f"--secrets {path}: expected a mapping")
+    return data
+
+
+def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *, explicit: set[str],
+            keep_env: bool, secrets: dict, image_map: dict[str, str], use_venv: bool, keep_workspace: bool,
+            verbose: bool, console: Console) -> int:
+    """Run one CI file; returns the exit status (0 passed, 1 failed; CIUsageError for 2)."""
+    from . import azure, cloudbuild, codebuild
+
+    runner = {"aws": codebuild.run, "azure": azure.run, "gcp": cloudbuild.run}[provider]
+    out_dir = repo / ".local-ci" / provider
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"mlops-gen-ci-{provider}-"))
+    run_id = uuid.uuid4().hex
+    started = time.time()
+    reporter = Reporter(console, provider, verbose=verbose)
+    result: dict = {"result": "failed"}
+    try:
+        workspace = make_workspace(repo, tmp / "workspace")
+        rel = path.resolve().relative_to(repo)
+        env = scrubbed_environ(keep_env)
+        env[RUN_MARKER] = run_id
+        python = sys.executable
+        setup = time.monotonic()
+        if use_venv:
+            target = variables.get(TARGET_VARIABLE[provider], "local")
+            venv = pyenv.prepare(workspace, provider, target, tmp, reporter.note)
+            env = pyenv.python_env(venv, env)
+            python = str(venv / "bin" / "python")
+        setup = time.monotonic() - setup
+        ctx = Context(provider=provider, repo=repo, workspace=workspace, out_dir=out_dir, env=env,
+                      git=GitInfo.read(repo), reporter=reporter, run_id=run_id, variables=variables,
+                      secrets=secrets, image_map=image_map, python=python, explicit=explicit)
+        reporter.note(f"running {rel} in {workspace} (environment ready in {setup:.1f}s)")
+        with reporter:
+            try:
+                result = runner(ctx, workspace / rel)
+            finally:
+                reap(RUN_MARKER, run_id)
+    finally:
+        if not keep_workspace:
+            shutil.rmtree(tmp, ignore_errors=True)
+    failed = [s.name for s in reporter.steps if s.status == FAILED]
+    passed = result.get("result") == "succeeded" and not failed
+    write_report(out_dir / "report.json", {
+        "provider": provider,
+        "service": TITLES[provider],
+        "file": str(rel),
+        "status": "passed" if passed else "failed",
+        **result,
+        "failed_steps": failed,
+        "variables": variables,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "duration": round(time.time() - started, 3),
+        "workspace": str(tmp / "workspace") if keep_workspace else None,
+        "python": python,
+    }, reporter.steps)
+    reporter.summary(f"{TITLES[provider]} {rel}", "succeeded" if passed else result.get("result", "failed"))
+    console.print(f"report: {out_dir / 'report.json'}")
+    return 0 if passed else 1

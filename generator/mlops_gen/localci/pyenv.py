@@ -1,0 +1,110 @@
+"""The Python a local CI run uses: a cached environment per provider plus a thin one per run.
+
+Design. The slow part of a CI run is installing the project's dependencies; the CI file itself
+also runs `pip install ".[${DEPLOY_TARGET}]"` (and may install tools), which must neither
+write into a cache shared by other runs nor race with them. So:
+
+* the *base* environment (`mlops_gen.venvs.ensure`, hash-keyed, label `ci-<provider>`) holds
+  the project's dependencies with the extras of the deploy target and `dev`/`test`, its build
+  backend, and pip. It is built once per change of those requirements and never written to
+  by a run;
+* each run gets a *thin* environment (`uv venv`, ~20 ms) whose site-packages holds a `.pth`
+  line pointing at the base environment's site-packages, and copies of the base
+  environment's console scripts re-pointed at the thin interpreter. Inside the run,
+  `pip install ".[local]"` finds every dependency already satisfied and only builds the
+  project (build isolation is off, so the build backend comes from the base environment and
+  nothing is downloaded). Anything the CI file installs beyond that lands in the thin
+  environment, which is deleted with the run; pip refuses to uninstall from the base
+  ("outside environment"), so an upgrade shadows instead of mutating the cache.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import tomllib
+from pathlib import Path
+
+from mlops_gen import venvs
+
+TOOL_EXTRAS = ("dev", "test")
+
+
+def base_requirements(workspace: Path, target: str | None) -> list[str]:
+    pyproject = workspace / "pyproject.toml"
+    reqs = ["pip", "editables"]
+    if not pyproject.exists():
+        return reqs
+    data = tomllib.loads(pyproject.read_text())
+    optional = data.get("project", {}).get("optional-dependencies", {})
+    extras = [e for e in (target, *TOOL_EXTRAS) if e and e in optional]
+    reqs += venvs.project_requirements(pyproject, extras)
+    reqs += data.get("build-system", {}).get("requires", [])
+    # the project itself is never put into the shared environment (it would point at one clone)
+    name = data.get("project", {}).get("name", "")
+    return [r for r in dict.fromkeys(reqs) if not _names(r, name)]
+
+
+def _names(requirement: str, name: str) -> bool:
+    def norm(s: str) -> str:
+        return s.lower().replace("_", "-").replace(".", "-")
+    head = requirement.split("[", 1)[0].split(";", 1)[0]
+    for sep in "<>=!~ @":
+        head = head.split(sep, 1)[0]
+    return bool(name) and norm(head.strip()) == norm(name)
+
+
+def _purelib(python: Path) -> str:
+    return subprocess.run([str(python), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def thin_venv(base: Path, dest: Path) -> Path:
+    """A per-run environment layered over `base`; returns its path."""
+    subprocess.run([venvs._uv(), "venv", "-q", "--python", str(base / "bin" / "python"), str(dest)],
+                   check=True, capture_output=True)
+    # both interpreters are the same version, so the layout is the same
+    rel = Path(sysconfig.get_path("purelib", vars={"base": "", "platbase": ""}).lstrip("/"))
+    site = dest / rel if (dest / rel).is_dir() else Path(_purelib(dest / "bin" / "python"))
+    base_site = base / rel if (base / rel).is_dir() else Path(_purelib(base / "bin" / "python"))
+    (site / "_mlops_gen_ci_base.pth").write_text(f"{base_site}\n")
+    thin_python = str(dest / "bin" / "python")
+    for script in (base / "bin").iterdir():
+        target = dest / "bin" / script.name
+        if target.exists() or script.is_dir() or script.is_symlink():
+            continue
+        try:
+            text = script.read_text()
+        except (UnicodeDecodeError, OSError):
+            continue
+        first, _, rest = text.partition("\n")
+        if first.startswith("#!") and "python" in first:
+            target.write_text(f"#!{thin_python}\n{rest}")
+            target.chmod(0o755)
+    return dest
+
+
+def prepare(workspace: Path, provider: str, target: str | None, run_dir: Path, log) -> Path:
+    """Base (cached) + thin (per run) environment for `workspace`; returns the thin one."""
+    reqs = base_requirements(workspace, target)
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    key = venvs.key_for(reqs, python)
+    cached = (venvs.CACHE_ROOT / f"ci-{provider}-{key}" / ".complete").exists()
+    log(f"python environment: {'cached' if cached else 'building'} base ci-{provider}-{key} "
+        f"({len(reqs)} requirements)")
+    base = venvs.ensure(reqs, label=f"ci-{provider}")
+    return thin_venv(base, run_dir / "venv")
+
+
+def python_env(venv: Path, env: dict[str, str]) -> dict[str, str]:
+    """`env` with the run's environment first on PATH, as an activated venv would have it."""
+    env = dict(env)
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"
+    # pip quirk: "0" turns build isolation *off* (the backend comes from the base environment)
+    env["PIP_NO_BUILD_ISOLATION"] = "0"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env.pop("PYTHONHOME", None)
+    return env

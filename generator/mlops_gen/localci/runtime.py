@@ -1,0 +1,97 @@
+"""What every provider's runner shares: the run context and running one logged process."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .report import Reporter, Step
+from .workspace import GitInfo
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass
+class Context:
+    provider: str
+    repo: Path  # the user's repository (only .local-ci/ is written there)
+    workspace: Path  # the private copy the build runs in
+    out_dir: Path  # <repo>/.local-ci/<provider>
+    env: dict[str, str]  # base environment of every step (scrubbed, venv first on PATH)
+    git: GitInfo
+    reporter: Reporter
+    run_id: str
+    variables: dict[str, str] = field(default_factory=dict)  # --var, in order
+    secrets: dict = field(default_factory=dict)  # --secrets file
+    image_map: dict[str, str] = field(default_factory=dict)  # --map-image
+    python: str = "python3"  # the run's interpreter
+    explicit: set[str] = field(default_factory=set)  # variable names given with --var
+    _counter: int = 0
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.out_dir / "logs"
+
+    def log_path(self, name: str) -> Path:
+        self._counter += 1
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        return self.logs_dir / f"{self._counter:03d}-{_SAFE.sub('_', name).strip('_')[:60] or 'step'}.log"
+
+    def new_step(self, name: str, **detail) -> Step:
+        step = self.reporter.add(name, **detail)
+        step.log = str(self.log_path(name))
+        return step
+
+
+def run_logged(argv: list[str], *, cwd: Path, env: dict[str, str], step: Step, reporter: Reporter,
+               on_line=None, timeout: float | None = None, header: str = "") -> int:
+    """Run `argv`, streaming stdout+stderr into the step's log and the progress display.
+
+    Returns the exit status (124 on timeout, as `timeout(1)` does). The process gets its own
+    session so a timeout can end its whole group.
+    """
+    with open(step.log, "a", encoding="utf-8", errors="replace") as log:
+        if header:
+            log.write(header.rstrip("\n") + "\n")
+            log.flush()
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        timed_out = threading.Event()
+        timer = None
+        if timeout:
+            def expire() -> None:
+                timed_out.set()
+                _kill_group(proc)
+            timer = threading.Timer(timeout, expire)
+            timer.daemon = True
+            timer.start()
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            text = raw.decode("utf-8", errors="replace")
+            log.write(text)
+            log.flush()
+            reporter.line(step, text)
+            if on_line is not None:
+                on_line(text.rstrip("\r\n"))
+        rc = proc.wait()
+        if timer is not None:
+            timer.cancel()
+        if timed_out.is_set():
+            log.write(f"\n[local-ci] timed out after {timeout:.0f}s\n")
+            return 124
+    return rc
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    import os
+    import signal
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        time.sleep(1)
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
