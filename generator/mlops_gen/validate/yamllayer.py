@@ -1,0 +1,42 @@
+"""The YAML layer: yamllint with the shipped configuration, and the parse with positions."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib.resources import files
+
+from mlops_gen.validate.findings import Finding
+from mlops_gen.validate.rules import severity_of
+
+# yamllint rule -> our rule id
+_RULE_IDS = {
+    None: "yaml-syntax",
+    "key-duplicates": "yaml-duplicate-key",
+    "anchors": "yaml-undeclared-alias",
+    "octal-values": "yaml-octal",
+}
+
+
+@lru_cache(maxsize=1)
+def yamllint_config():
+    from yamllint.config import YamlLintConfig
+
+    return YamlLintConfig(files("mlops_gen.validate").joinpath("data/yamllint.yaml").read_text())
+
+
+def yamllint_findings(path: str, text: str) -> list[Finding]:
+    from yamllint import linter
+
+    out = []
+    for problem in linter.run(text, yamllint_config()):
+        rule = _RULE_IDS.get(problem.rule)
+        if rule is None:
+            continue
+        message = problem.desc
+        if rule == "yaml-syntax":
+            message = message.removeprefix("syntax error: ")
+            message = f"not valid YAML: {message}"
+        elif rule == "yaml-duplicate-key":
+            message = f"{message}: YAML loaders keep only one of the values; remove or rename one"
+        out.append(Finding(path, problem.line, problem.column, rule, message, severity_of(rule)))
+    return out
