@@ -1,0 +1,197 @@
+"""Template versions: one checkout per (template, ref), shared by every repository and worker.
+
+`copier update` clones the template three or four times per repository and runs the template's
+tasks in its throw-away renders. Here the parent process checks each version out once (with
+copier's own `clone`, so remote templates go through copier's mirror cache); worker processes
+render from those checkouts through copier's `Worker` in-process, tasks skipped, with the
+template object and its Jinja environment (compiled templates) reused across renders.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from copier._main import Worker
+from copier._subproject import Subproject
+from copier._template import Template
+from copier._vcs import clone, get_latest_tag, get_repo
+from packaging.version import Version
+from plumbum import ProcessExecutionError
+
+FileEntry = tuple[bytes, int]          # content, git mode (0o100644, 0o100755, 0o120000)
+Tree = dict[str, FileEntry]            # posix path relative to the sub-project root -> entry
+
+
+class TemplateError(Exception):
+    """A template or ref that cannot be used; the message is the skip reason."""
+
+
+@dataclass(frozen=True)
+class TemplateVersion:
+    """A checked-out template version: plain data, so it crosses process boundaries."""
+
+    url: str                 # as recorded in `_src_path`
+    ref: str
+    path: str                # checkout folder (shared, read-only)
+    commit: str              # `git describe --tags --always`, what copier writes as `_commit`
+    commit_hash: str
+    version: str | None      # PEP 440 version copier derives, None when the ref has none
+
+    @property
+    def parsed_version(self) -> Version | None:
+        return Version(self.version) if self.version else None
+
+
+def resolve_url(src_path: str, base: Path) -> str:
+    """`_src_path` as copier would resolve it when run from the sub-project folder."""
+    if re.match(r"^[\w+.-]+://|^git@|^gh:|^gl:", src_path) or Path(src_path).is_absolute():
+        return src_path
+    return str((base / src_path).resolve())
+
+
+class Checkouts:
+    """Check out template versions on demand, once each; remember failures as skip reasons."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+        self._versions: dict[tuple[str, str], TemplateVersion | TemplateError] = {}
+        self._latest: dict[str, str | TemplateError] = {}
+
+    def latest(self, url: str) -> str:
+        """Newest PEP 440 tag of the template (copier's rule), or HEAD when it has none."""
+        if url not in self._latest:
+            try:
+                self._latest[url] = get_latest_tag(get_repo(url) or url)
+            except (ProcessExecutionError, OSError) as error:
+                self._latest[url] = TemplateError(f"template {url} unreachable: {_first_line(error)}")
+        found = self._latest[url]
+        if isinstance(found, TemplateError):
+            raise found
+        return found
+
+    def get(self, url: str, ref: str) -> TemplateVersion:
+        key = (url, ref)
+        if key not in self._versions:
+            self._versions[key] = self._checkout(url, ref)
+        found = self._versions[key]
+        if isinstance(found, TemplateError):
+            raise found
+        return found
+
+    def _checkout(self, url: str, ref: str) -> TemplateVersion | TemplateError:
+        expanded = get_repo(url)
+        if not expanded:
+            return TemplateError(f"template {url} is not a git repository (updates need git tags)")
+        location = tempfile.mkdtemp(prefix="tpl-", dir=self.cache_dir)
+        try:
+            clone(expanded, ref, location=location)
+            template = Template(url=url, ref=ref)
+            template.__dict__.update(local_abspath=Path(location), vcs="git")
+            version = template.version
+            return TemplateVersion(url=url, ref=ref, path=location, commit=template.commit or ref,
+                                   commit_hash=template.commit_hash or "",
+                                   version=str(version) if version else None)
+        except ProcessExecutionError as error:
+            text = f"{error.stderr or ''}{error.stdout or ''}"
+            if "did not match" in text or "unknown revision" in text or "not a valid" in text.lower() \
+                    or "resolve" in text:
+                return TemplateError(f"template ref {ref!r} not found in {url}")
+            return TemplateError(f"cannot check out {url}@{ref}: {_first_line(error)}")
+        except (OSError, ValueError) as error:
+            return TemplateError(f"cannot check out {url}@{ref}: {_first_line(error)}")
+
+
+def _first_line(error: BaseException) -> str:
+    text = getattr(error, "stderr", None) or str(error)
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+# ---- worker side -------------------------------------------------------------------------
+
+class _RenderWorker(Worker):
+    """copier's Worker for throw-away renders: the destination is never a git repository, so
+    the per-file `git config` probe copier makes there is skipped."""
+
+    def _sync_git_index_executable_bit(self, dst_relpath: Path, src_mode: int) -> None:
+        return None
+
+
+_templates: dict[tuple[str, str], Template] = {}
+_envs: dict[tuple[str, str], object] = {}
+
+
+def template_object(tv: TemplateVersion) -> Template:
+    """One copier `Template` per version per process, its properties filled from the checkout."""
+    key = (tv.url, tv.commit_hash)
+    if key not in _templates:
+        template = Template(url=tv.url, ref=tv.ref)
+        template.__dict__.update(local_abspath=Path(tv.path), vcs="git", commit=tv.commit,
+                                 commit_hash=tv.commit_hash, version=tv.parsed_version)
+        _templates[key] = template
+    return _templates[key]
+
+
+@dataclass
+class Render:
+    files: Tree
+    match_skip: Callable[[Path], bool]     # the template's `_skip_if_exists` matcher
+    exclude: tuple[str, ...]               # the template's exclusion patterns
+
+
+def render(tv: TemplateVersion, folder_name: str, answers_relpath: str, *, data: dict,
+           last_answers: dict | None = None, exclude: tuple[str, ...] = ()) -> Render:
+    """Render `tv` the way copier renders inside `copier update`, without running tasks.
+
+    `data` are init answers (copier's old-copy render passes the last answers here);
+    `last_answers` are what copier reads from the sub-project's answers file (its new render).
+    The destination folder is named `folder_name` so `_folder_name` renders as in the repo.
+    """
+    template = template_object(tv)
+    with tempfile.TemporaryDirectory(prefix="render-") as tmp:
+        dst = Path(tmp, folder_name)
+        worker = _RenderWorker(dst_path=dst, answers_file=Path(answers_relpath), data=copy.deepcopy(data),
+                               defaults=True, quiet=True, overwrite=True, unsafe=True, skip_tasks=True,
+                               exclude=exclude, vcs_ref=tv.ref)
+        subproject = Subproject(local_abspath=dst.absolute(), answers_relpath=Path(answers_relpath))
+        subproject.__dict__["last_answers"] = copy.deepcopy(last_answers or {})
+        worker.__dict__.update(template=template, subproject=subproject)
+        env_key = (tv.url, tv.commit_hash)
+        if env_key in _envs:
+            worker.__dict__["jinja_env"] = _envs[env_key]
+        with worker:
+            worker.run_copy()
+        _envs[env_key] = worker.jinja_env
+        return Render(files=read_tree(dst), match_skip=worker.match_skip, exclude=tuple(template.exclude))
+
+
+def read_tree(root: Path) -> Tree:
+    tree: Tree = {}
+    if not root.exists():
+        return tree
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            tree[rel] = read_entry(Path(full))
+    return tree
+
+
+def read_entry(path: Path) -> FileEntry | None:
+    """A file as git sees it, or None when absent (or a folder)."""
+    if path.is_symlink():
+        return os.readlink(path).encode(), 0o120000
+    try:
+        mode = path.stat().st_mode
+        if not os.path.isfile(path):
+            return None
+        return path.read_bytes(), 0o100755 if mode & 0o111 else 0o100644
+    except (FileNotFoundError, NotADirectoryError):
+        return None

@@ -1,0 +1,97 @@
+"""`python -m <package> STAGE [--target T] [--env E]`: the one entry point of CI files and Makefile.
+
+Exit codes: 0 ok, 1 the stage ran and said no (gate, smoke), 2 bad input or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import config as config_lib
+from . import stages
+from .errors import ConfigError, StageFailed
+from .targets import AVAILABLE, get_target
+
+STAGES = ("train", "evaluate", "gate", "register", "deploy", "smoke", "promote", "rollback", "serve",
+          "pipeline", "undeploy")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m {__package__}", description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("--target", default="local", help=f"one of: {', '.join(AVAILABLE)}")
+    parser.add_argument("--env", default="staging", help="environment from mlops.yaml (default: staging)")
+    parser.add_argument("--config", default="mlops.yaml", type=Path)
+    parser.add_argument("--version", dest="model_version", help="promote: the version (default: staging's)")
+    parser.add_argument("--to", default="prod", help="promote: the environment to promote to")
+    parser.add_argument("--model-dir", type=Path, default=Path("artifacts/model"), help="serve: the bundle")
+    parser.add_argument("--host", default="127.0.0.1", help="serve: address to bind")
+    parser.add_argument("--port", type=int, default=8080, help="serve: port")
+    parser.add_argument("--state-file", type=Path, help="serve: exit when this deployment record is replaced")
+    parser.add_argument("--print-definition", action="store_true",
+                        help="pipeline: print the managed pipeline definition of --target and exit")
+    return parser.parse_args(argv)
+
+
+def _report(stage: str, result: dict, seconds: float) -> None:
+    print(f"{stage}: ok in {seconds:.2f}s {json.dumps(result, default=str)}", flush=True)
+
+
+def run_pipeline(config, target, root: Path, env: str) -> None:
+    timings = []
+    for stage in stages.PIPELINE:
+        started = time.perf_counter()
+        try:
+            result = stages.run_stage(stage, config, target, root, env)
+        finally:
+            timings.append((stage, time.perf_counter() - started))
+        _report(stage, result, timings[-1][1])
+    print("\nstage       seconds")
+    for stage, seconds in timings:
+        print(f"{stage:<11} {seconds:7.2f}")
+    print(f"{'total':<11} {sum(s for _, s in timings):7.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    root = Path.cwd()
+    try:
+        if args.stage == "serve":
+            from .serving import serve
+
+            if not (args.model_dir / "model.joblib").exists():
+                raise ConfigError(f"--model-dir: {args.model_dir}/model.joblib not found; run `train` first")
+            serve(args.model_dir, args.host, args.port, args.state_file)
+            return 0
+        config = config_lib.load(args.config)
+        target = get_target(args.target, config, root)
+        started = time.perf_counter()
+        if args.stage == "pipeline":
+            if args.print_definition:
+                print(json.dumps(target.pipeline_definition(), indent=2))
+            else:
+                run_pipeline(config, target, root, args.env)
+            return 0
+        if args.stage == "promote":
+            result = stages.promote(config, target, root, args.model_version, args.to)
+        elif args.stage == "undeploy":
+            target.undeploy(args.env)
+            result = {"env": args.env}
+        else:
+            result = stages.run_stage(args.stage, config, target, root, args.env)
+        _report(args.stage, result, time.perf_counter() - started)
+        return 0
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except StageFailed as exc:
+        print(f"{args.stage} failed: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

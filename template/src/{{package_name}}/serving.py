@@ -1,0 +1,141 @@
+"""One predict() behind every cloud's inference contract.
+
+The same app answers
+- SageMaker:  GET /ping, POST /invocations (JSON {"instances": [...]} or text/csv rows)
+- Vertex AI:  GET /health, POST /predict   ({"instances": [...]} -> {"predictions": [...]})
+- Azure ML:   POST /score                  ({"data": [...]} or {"input_data": {"data": [...]}})
+so the local deployment is a faithful stand-in for the clouds' serving containers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import model as model_lib
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def to_frame(instances: Any, features: list[str]) -> pd.DataFrame:
+    """Rows as lists (by position) or dicts (by feature name) -> the frame the pipeline expects."""
+    if not isinstance(instances, list) or not instances:
+        raise BadRequest("'instances' must be a non-empty list of rows")
+    rows = []
+    for index, row in enumerate(instances):
+        if isinstance(row, dict):
+            missing = [f for f in features if f not in row]
+            if missing:
+                raise BadRequest(f"row {index}: missing features {missing[:5]}")
+            row = [row[f] for f in features]
+        if not isinstance(row, list) or len(row) != len(features):
+            raise BadRequest(f"row {index}: expected {len(features)} values")
+        try:
+            rows.append([float(v) for v in row])
+        except (TypeError, ValueError):
+            raise BadRequest(f"row {index}: values must be numbers") from None
+    return pd.DataFrame(rows, columns=features)
+
+
+def predict(pipeline, meta: dict, instances: Any) -> list:
+    frame = to_frame(instances, meta["features"])
+    return [p.item() if hasattr(p, "item") else p for p in pipeline.predict(frame)]
+
+
+def create_app(model_dir: Path) -> Starlette:
+    pipeline, meta = model_lib.load(model_dir)
+    version = os.environ.get("MODEL_VERSION", "unknown")
+
+    def answer(instances: Any) -> Response:
+        try:
+            return JSONResponse({"predictions": predict(pipeline, meta, instances), "model_version": version})
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+
+    async def body_json(request: Request) -> Any:
+        try:
+            return json.loads(await request.body())
+        except json.JSONDecodeError:
+            raise BadRequest("body is not valid JSON") from None
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model_version": version})
+
+    async def invocations(request: Request) -> Response:
+        if request.headers.get("content-type", "").startswith("text/csv"):
+            text = (await request.body()).decode()
+            return answer([row for row in csv.reader(io.StringIO(text)) if row])
+        try:
+            payload = await body_json(request)
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return answer(payload.get("instances") if isinstance(payload, dict) else payload)
+
+    async def vertex_predict(request: Request) -> Response:
+        try:
+            payload = await body_json(request)
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return answer(payload.get("instances") if isinstance(payload, dict) else None)
+
+    async def score(request: Request) -> Response:
+        try:
+            payload = await body_json(request)
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        if isinstance(payload, dict) and isinstance(payload.get("input_data"), dict):
+            payload = payload["input_data"]
+        return answer(payload.get("data") if isinstance(payload, dict) else None)
+
+    return Starlette(
+        routes=[
+            Route("/ping", health),
+            Route("/health", health),
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/predict", vertex_predict, methods=["POST"]),
+            Route("/score", score, methods=["POST"]),
+        ]
+    )
+
+
+def _exit_when_replaced(state_file: Path, server) -> None:
+    """A local deployment ends when its state file no longer names this process.
+
+    That is how blue/green replacement drains the old server, and how deleting a workspace
+    (e.g. after `mlops-gen ci run`) stops its servers: no process outlives its deployment record.
+    """
+    claimed, deadline = False, time.monotonic() + 60  # the deployer records us once we answer /ping
+    while not server.should_exit:
+        time.sleep(0.5)
+        try:
+            owner = json.loads(state_file.read_text()).get("pid")
+        except (OSError, ValueError):
+            owner = None
+        if owner == os.getpid():
+            claimed = True
+        elif claimed or time.monotonic() > deadline:
+            server.should_exit = True
+
+
+def serve(model_dir: Path, host: str, port: int, state_file: Path | None = None) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(create_app(model_dir), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    if state_file is not None:
+        threading.Thread(target=_exit_when_replaced, args=(state_file, server), daemon=True).start()
+    server.run()

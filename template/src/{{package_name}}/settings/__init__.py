@@ -1,0 +1,1 @@
+"""Per-cloud sections of mlops.yaml, one module per cloud this repository was generated for."""

@@ -1,0 +1,73 @@
+"""The one interface every deploy target implements: registry, deploy, invoke, promote, rollback.
+
+Stages (stages.py) only talk to this interface, so `--target local|aws|azure|gcp` changes where
+things happen, never what happens.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Config
+
+
+@dataclass
+class ModelVersion:
+    version: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    # Registered, Approved, PendingManualApproval or Rejected (SageMaker's vocabulary, used by all).
+    status: str = "Registered"
+    uri: str = ""
+
+
+@dataclass
+class Deployment:
+    env: str
+    endpoint: str  # URL (local) or endpoint name (clouds)
+    version: str
+
+
+class Target(ABC):
+    name: str = ""
+
+    def __init__(self, config: Config, root: Path):
+        self.config = config
+        self.root = root
+
+    def train(self, artifacts: Path) -> bool:
+        """Run managed training that leaves the bundle in `artifacts/model`; False = train in-process."""
+        return False
+
+    @abstractmethod
+    def register(self, model_dir: Path, metrics: dict, lineage: dict, approved: bool) -> ModelVersion: ...
+
+    @abstractmethod
+    def champion(self) -> ModelVersion | None:
+        """The version the gate compares against: the one serving prod, if any."""
+
+    @abstractmethod
+    def deploy(self, env: str) -> Deployment:
+        """Deploy the version due in `env` (staging: newest not rejected; prod: the promoted one)."""
+
+    @abstractmethod
+    def invoke(self, env: str, instances: list) -> list:
+        """Predictions from the endpoint of `env`; raises on a non-2xx answer."""
+
+    @abstractmethod
+    def promote(self, version: str | None, to_env: str) -> ModelVersion:
+        """Approve `version` (default: the one in staging) and make it the one due in `to_env`."""
+
+    @abstractmethod
+    def rollback(self, env: str) -> ModelVersion:
+        """Return `env` to the version it served before, and redeploy it."""
+
+    def undeploy(self, env: str) -> None:
+        """Remove the deployment of `env` (used by tests and local clean-up)."""
+
+    def pipeline_definition(self) -> dict:
+        """The managed-training pipeline definition of this target (JSON), built offline."""
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--print-definition: the {self.name} target has no managed pipeline")

@@ -1,0 +1,244 @@
+"""The embedded default target: a registry in a folder, deployments as model servers on 127.0.0.1.
+
+Layout under `local.state_dir` (default .mlops/):
+  registry/<model>/versions/<N>/model/       the bundle (model.joblib, model.json)
+  registry/<model>/versions/<N>/version.json metrics, lineage, approval status
+  registry/<model>/environments/<env>.json   the version due in env, and the versions before it
+  deployments/<env>.json                     pid, URL and version of the server running env
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import StageFailed
+from .base import Deployment, ModelVersion, Target
+
+PACKAGE = __package__.rsplit(".", 1)[0]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Atomic: a reader never sees half a file, a crash never leaves one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class LocalTarget(Target):
+    name = "local"
+
+    @property
+    def state(self) -> Path:
+        return (self.root / self.config.local.state_dir).resolve()
+
+    @property
+    def registry(self) -> Path:
+        return self.state / "registry" / self.config.model.name
+
+    @contextmanager
+    def _lock(self):
+        self.registry.mkdir(parents=True, exist_ok=True)
+        with open(self.registry / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    # -- registry --------------------------------------------------------------------------------
+    def _versions(self) -> list[dict]:
+        folder = self.registry / "versions"
+        found = [_read_json(p / "version.json") for p in folder.iterdir()] if folder.exists() else []
+        return sorted((v for v in found if v), key=lambda v: int(v["version"]))
+
+    def _version(self, version: str) -> dict:
+        record = _read_json(self.registry / "versions" / str(version) / "version.json")
+        if record is None:
+            raise StageFailed(f"local registry: no version {version} of model {self.config.model.name}")
+        return record
+
+    @staticmethod
+    def _as_model_version(record: dict) -> ModelVersion:
+        return ModelVersion(str(record["version"]), record["metrics"], record["status"], record["uri"])
+
+    def register(self, model_dir: Path, metrics: dict, lineage: dict, approved: bool) -> ModelVersion:
+        with self._lock():
+            versions = self._versions()
+            number = int(versions[-1]["version"]) + 1 if versions else 1
+            folder = self.registry / "versions" / str(number)
+            shutil.copytree(model_dir, folder / "model")
+            record = {
+                "version": str(number),
+                "metrics": metrics,
+                "lineage": lineage,
+                "status": "Approved" if approved else "PendingManualApproval",
+                "uri": str(folder / "model"),
+                "created": datetime.now(timezone.utc).isoformat(),
+            }
+            _write_json(folder / "version.json", record)
+        return self._as_model_version(record)
+
+    def _due(self, env: str) -> dict | None:
+        return _read_json(self.registry / "environments" / f"{env}.json")
+
+    def _assign(self, env: str, version: str) -> None:
+        current = self._due(env) or {"version": None, "history": []}
+        if current["version"] == version:
+            return
+        history = current["history"] + ([current["version"]] if current["version"] else [])
+        _write_json(self.registry / "environments" / f"{env}.json", {"version": version, "history": history})
+
+    def champion(self) -> ModelVersion | None:
+        due = self._due("prod")
+        if due and due["version"]:
+            return self._as_model_version(self._version(due["version"]))
+        approved = [v for v in self._versions() if v["status"] == "Approved"]
+        return self._as_model_version(approved[-1]) if approved else None
+
+    def promote(self, version: str | None, to_env: str) -> ModelVersion:
+        with self._lock():
+            if version is None:
+                staging = self._due("staging")
+                if not staging:
+                    raise StageFailed("promote: nothing is deployed to staging; name a version with --version")
+                version = staging["version"]
+            record = self._version(version)
+            if record["status"] == "Rejected":
+                raise StageFailed(f"promote: version {version} is Rejected")
+            record["status"] = "Approved"
+            _write_json(self.registry / "versions" / str(version) / "version.json", record)
+            self._assign(to_env, str(version))
+        return self._as_model_version(record)
+
+    def rollback(self, env: str) -> ModelVersion:
+        with self._lock():
+            due = self._due(env)
+            if not due or not due["history"]:
+                raise StageFailed(f"rollback: {env} has no previous version to return to")
+            previous = due["history"][-1]
+            _write_json(
+                self.registry / "environments" / f"{env}.json",
+                {"version": previous, "history": due["history"][:-1]},
+            )
+        if self._deployment(env):
+            self.deploy(env)
+        return self._as_model_version(self._version(previous))
+
+    # -- deployments -----------------------------------------------------------------------------
+    def _deployment_file(self, env: str) -> Path:
+        return self.state / "deployments" / f"{env}.json"
+
+    def _deployment(self, env: str) -> dict | None:
+        return _read_json(self._deployment_file(env))
+
+    def _version_for(self, env: str) -> dict:
+        if self.config.environment(env).approval_required:
+            due = self._due(env)
+            if not due:
+                raise StageFailed(f"deploy: {env} needs an approved version; run `promote` first")
+            return self._version(due["version"])
+        candidates = [v for v in self._versions() if v["status"] != "Rejected"]
+        if not candidates:
+            raise StageFailed("deploy: the registry holds no version; run `register` first")
+        self._assign(env, candidates[-1]["version"])
+        return candidates[-1]
+
+    def deploy(self, env: str) -> Deployment:
+        record = self._version_for(env)
+        host = self.config.local.host
+        port = _free_port(host)
+        state_file = self._deployment_file(env)
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        log = state_file.with_suffix(".log")
+        command = [
+            sys.executable, "-m", PACKAGE, "serve", "--model-dir", record["uri"],
+            "--host", host, "--port", str(port), "--state-file", str(state_file),
+        ]
+        env_vars = {**os.environ, "MODEL_VERSION": str(record["version"])}
+        with open(log, "ab") as out:
+            process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env=env_vars,
+                cwd=self.root, start_new_session=True,
+            )
+        url = f"http://{host}:{port}"
+        self._wait_healthy(url, process, log)
+        # Green is healthy: record it, and the blue server sees it is no longer named and exits.
+        _write_json(
+            state_file,
+            {"pid": process.pid, "url": url, "version": record["version"], "log": str(log),
+             "started": datetime.now(timezone.utc).isoformat()},
+        )
+        return Deployment(env, url, str(record["version"]))
+
+    @staticmethod
+    def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = log.read_text(errors="replace")[-2000:]
+                raise StageFailed(f"deploy: the model server exited with {process.returncode}:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        process.kill()
+        raise StageFailed(f"deploy: the model server did not answer {url}/ping within {timeout:.0f}s")
+
+    def endpoint(self, env: str) -> dict:
+        deployment = self._deployment(env)
+        if not deployment:
+            raise StageFailed(f"{env} is not deployed on the local target; run `deploy --env {env}` first")
+        return deployment
+
+    def invoke(self, env: str, instances: list) -> list:
+        url = self.endpoint(env)["url"] + "/invocations"
+        request = urllib.request.Request(
+            url, data=json.dumps({"instances": instances}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())["predictions"]
+        except urllib.error.HTTPError as exc:
+            raise StageFailed(f"{url} answered {exc.code}: {exc.read()[:500]!r}") from None
+        except OSError as exc:
+            raise StageFailed(f"{url} did not answer: {exc}") from None
+
+    def undeploy(self, env: str) -> None:
+        deployment = self._deployment(env)
+        if not deployment:
+            return
+        self._deployment_file(env).unlink()
+        try:
+            os.kill(deployment["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+TARGET = LocalTarget
