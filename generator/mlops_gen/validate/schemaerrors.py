@@ -63,7 +63,9 @@ def leaf_errors(error: ValidationError) -> list[ValidationError]:
     ]
     if not plausible:
         return [error]  # no branch fits at all: summarised by message_for()
-    errs = min(plausible, key=len)
+    # A branch whose own keys do not fit (unknown keys at its top) is the wrong form, not a near miss.
+    errs = min(plausible, key=lambda e: (sum(x.validator == "additionalProperties" and not x.relative_path
+                                             for x in e), len(e)))
     out: list[ValidationError] = []
     for sub in errs:
         out.extend(leaf_errors(sub))
