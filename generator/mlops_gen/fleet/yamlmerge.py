@@ -10,7 +10,9 @@ and list item by list item, so the user's comments and layout stay as they were.
 - a comment the user wrote would not survive.
 
 Lists whose items all carry a unique identity (`id`, `displayName`, `name`, `job`, `stage`, ...)
-are merged by identity; other lists by a 3-way merge of their items.
+are merged by identity; other lists by a 3-way merge of their items. Where both sides only added
+items at the same place (e.g. a step appended to the same phase), both are kept: the user's
+first, then the template's.
 """
 
 from __future__ import annotations
@@ -212,6 +214,8 @@ def _merge_seq_keyed(o: list, u: CommentedSeq, n: list, o_ids: list, u_ids: list
         before = [i for i in n_ids[:index] if i in u_ids]
         after = [i for i in n_ids[index + 1:] if i in u_ids]
         position = (u_ids.index(before[-1]) + 1 if before else u_ids.index(after[0]) if after else len(u))
+        while before and position < len(u) and u_ids[position] not in o_ids and u_ids[position] not in n_ids:
+            position += 1                   # after the items the user added at the same place
         u.insert(position, n[index])
         u_ids.insert(position, ident)
 
@@ -237,6 +241,10 @@ def _merge_seq_positional(o: list, u: CommentedSeq, n: list) -> None:
             g = touching[0]
             if len(touching) == 1 and (g[0], g[1]) == (i1, i2) and tu[g[2]:g[3]] == tn[j1:j2]:
                 continue                    # the same change on both sides
+            if len(touching) == 1 and g[0] == g[1] == i1 == i2:
+                # both only inserted items at the same place: the user's first, then the template's
+                splices.append((g[3], 0, list(n[j1:j2])))
+                continue
             if len(touching) == 1 and (g[0], g[1]) == (i1, i2) and i2 - i1 == 1 == j2 - j1 == g[3] - g[2]:
                 merged = _merge(o[i1], u[g[2]], n[j1])
                 if merged is not u[g[2]]:

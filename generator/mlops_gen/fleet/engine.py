@@ -1,0 +1,195 @@
+"""Plan, update or check one repository. Runs in worker processes: never raises, always returns
+a `RepoResult` saying what happened and why."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mlops_gen.fleet import gitops
+from mlops_gen.fleet.discover import Repo, Unit
+from mlops_gen.fleet.merge import Outcome, merge_trees
+from mlops_gen.fleet.render import FileEntry, TemplateVersion, read_entry, render, template_object
+
+# Repository statuses, worst first (a repository takes the worst status of its sub-projects).
+SEVERITY = ["failed", "skipped", "drifted", "conflicted", "updated", "planned", "clean", "up-to-date"]
+
+
+@dataclass
+class UnitResult:
+    answers_file: str
+    template: str = ""
+    current: str = ""
+    target: str = ""
+    status: str = ""
+    reason: str = ""
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    yaml_merged: list[str] = field(default_factory=list)
+    drifted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RepoResult:
+    path: str
+    status: str = ""
+    reason: str = ""
+    branch: str = ""
+    commit: str = ""
+    seconds: float = 0.0
+    units: list[UnitResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Job:
+    """Everything a worker needs, picklable. `versions[label]` is (old, new) or a skip reason."""
+
+    mode: str                                    # plan | update | drift
+    repo: Repo
+    versions: dict[str, tuple[TemplateVersion, TemplateVersion | None] | str]
+    branch: str | None = None                    # update: explicit branch name
+    switch: bool = True                          # update: check the new branch out
+    yaml_merge: bool = True
+
+
+def run_job(job: Job) -> RepoResult:
+    start = time.perf_counter()
+    result = RepoResult(path=str(job.repo.path))
+    try:
+        _run(job, result)
+    except Exception as error:  # noqa: BLE001 - one repository's failure never stops the fleet
+        result.status, result.reason = "failed", f"{type(error).__name__}: {error}"
+        result.units = result.units or [UnitResult(answers_file=u.label, status="failed") for u in job.repo.units]
+        if not str(error):
+            result.reason += traceback.format_exc(limit=-1).strip().splitlines()[-1]
+    result.seconds = round(time.perf_counter() - start, 3)
+    if not result.status:
+        statuses = [u.status for u in result.units] or ["skipped"]
+        result.status = min(statuses, key=SEVERITY.index)
+        if result.status == "skipped" and not result.reason:
+            result.reason = "; ".join(u.reason for u in result.units if u.status == "skipped")
+    return result
+
+
+def _skip(result: RepoResult, repo: Repo, reason: str) -> None:
+    result.status, result.reason = "skipped", reason
+    result.units = [UnitResult(answers_file=u.label, status="skipped", reason=reason) for u in repo.units]
+
+
+def _run(job: Job, result: RepoResult) -> None:
+    repo = job.repo
+    if repo.error:
+        return _skip(result, repo, repo.error)
+    if job.mode != "drift":
+        if not repo.is_git:
+            return _skip(result, repo, "not a git repository")
+        base = gitops.head(repo.path)
+        if base is None:
+            return _skip(result, repo, "repository has no commit yet")
+        dirty = gitops.dirty_paths(repo.path)
+        if dirty:
+            more = f" (+{len(dirty) - 3} more)" if len(dirty) > 3 else ""
+            return _skip(result, repo, f"uncommitted changes: {', '.join(dirty[:3])}{more}")
+
+    overlay: dict[str, FileEntry | None] = {}      # repository path -> result of earlier units
+    outcomes: list[tuple[Unit, UnitResult, Outcome]] = []
+    for unit in repo.units:
+        ur = UnitResult(answers_file=unit.label, template=unit.src_path, current=unit.commit)
+        result.units.append(ur)
+        found = job.versions.get(unit.label)
+        if unit.error or isinstance(found, str) or found is None:
+            ur.status, ur.reason = "skipped", unit.error or found or "template not resolved"
+            continue
+        old, new = found
+        if job.mode == "drift":
+            _drift(unit, old, ur)
+            continue
+        ur.target = new.commit
+        if new.commit_hash == old.commit_hash:
+            ur.status = "up-to-date"
+            continue
+        if old.parsed_version and new.parsed_version and new.parsed_version < old.parsed_version:
+            ur.status, ur.reason = "skipped", f"downgrade from {old.commit} to {new.commit} refused"
+            continue
+        outcome = _merge_unit(unit, old, new, overlay, job.yaml_merge)
+        for path, entry in outcome.result.items():
+            overlay[unit.repo_path(path)] = entry
+        for name, paths in outcome.summary().items():
+            setattr(ur, name, [unit.repo_path(p) for p in paths])
+        ur.status = "conflicted" if outcome.conflicts else ("updated" if job.mode == "update" else "planned")
+        outcomes.append((unit, ur, outcome))
+
+    if job.mode != "update" or not overlay:
+        return None
+    branch = job.branch or f"template-update/{outcomes[0][1].target}"
+    if gitops.branch_exists(repo.path, branch):
+        for _, ur, _ in outcomes:
+            ur.status, ur.reason = "skipped", f"branch {branch} already exists"
+        return None
+    result.commit = gitops.commit_on_new_branch(repo.path, base, overlay, _message(outcomes), branch)
+    result.branch = branch
+    if job.switch:
+        try:
+            gitops.switch(repo.path, branch)
+        except gitops.GitError as error:
+            gitops.delete_branch(repo.path, branch)
+            result.branch = result.commit = ""
+            result.status, result.reason = "failed", f"could not check out {branch}: {error}"
+    return None
+
+
+def _merge_unit(unit: Unit, old: TemplateVersion, new: TemplateVersion,
+                overlay: dict[str, FileEntry | None], yaml_merge: bool) -> Outcome:
+    folder = unit.root.name
+    new_render = render(new, folder, unit.answers_relpath, data={}, last_answers=unit.last_answers)
+    # copier excludes the new version's exclusions from the old render too, so that a path the
+    # new version excludes is not seen as deleted by the template.
+    old_render = render(old, folder, unit.answers_relpath, data=unit.last_answers,
+                        exclude=template_object(new).exclude)
+
+    def read_user(path: str) -> FileEntry | None:
+        key = unit.repo_path(path)
+        return overlay[key] if key in overlay else read_entry(unit.root / path)
+
+    return merge_trees(old_render.files, new_render.files, read_user, answers_relpath=unit.answers_relpath,
+                       match_skip=new_render.match_skip, yaml_merge=yaml_merge)
+
+
+def _drift(unit: Unit, recorded: TemplateVersion, ur: UnitResult) -> None:
+    fresh = render(recorded, unit.root.name, unit.answers_relpath, data=unit.last_answers)
+    ur.target = recorded.commit
+    for path, entry in sorted(fresh.files.items()):
+        mine = read_entry(unit.root / path)
+        if mine != entry:
+            ur.drifted.append(unit.repo_path(path))
+            (ur.removed if mine is None else ur.changed).append(unit.repo_path(path))
+    ur.status = "drifted" if ur.drifted else "clean"
+
+
+def _message(outcomes: list[tuple[Unit, UnitResult, Outcome]]) -> str:
+    targets = sorted({ur.target for _, ur, _ in outcomes})
+    lines = [f"Update template to {', '.join(targets)}", ""]
+    lines += [f"{ur.answers_file}: {ur.template} {ur.current} -> {ur.target}" for _, ur, _ in outcomes]
+    conflicts = sorted(p for _, ur, _ in outcomes for p in ur.conflicts if p not in ur.kept)
+    kept = sorted(p for _, ur, _ in outcomes for p in ur.kept)
+    merged = sorted(p for _, ur, _ in outcomes for p in ur.yaml_merged)
+    if conflicts:
+        lines += ["", "Conflicted files (resolve the '<<<<<<< before updating' markers):"]
+        lines += [f"- {p}" for p in conflicts]
+    if kept:
+        lines += ["", "Kept, edited here but removed by the template (review and delete if unused):"]
+        lines += [f"- {p}" for p in kept]
+    if merged:
+        lines += ["", "Merged structurally (YAML), no conflict:"]
+        lines += [f"- {p}" for p in merged]
+    if not (conflicts or kept):
+        lines += ["", "No conflicts."]
+    return "\n".join(lines) + "\n\nGenerated by `mlops-gen fleet update` (copier update semantics).\n"

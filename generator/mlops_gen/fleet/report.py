@@ -1,0 +1,110 @@
+"""What the user sees: a rich progress bar while repositories are processed, a summary table,
+totals, and the JSON report (`--report FILE`)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mlops_gen.fleet.engine import SEVERITY, RepoResult
+
+STYLES = {"failed": "bold red", "skipped": "yellow", "drifted": "magenta", "conflicted": "red",
+          "updated": "green", "planned": "cyan", "clean": "green", "up-to-date": "dim"}
+
+
+@contextmanager
+def progress(console: Console, total: int, verb: str) -> Iterator:
+    """Yields `advance(result)`; the bar is drawn on stderr and disappears when done."""
+    bar = Progress(TextColumn(f"[bold]{verb}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.description}"), console=console, transient=True,
+                   disable=not console.is_terminal)
+    with bar:
+        task = bar.add_task("", total=total)
+
+        def advance(result: RepoResult) -> None:
+            bar.update(task, advance=1, description=Path(result.path).name)
+
+        yield advance
+
+
+def _files(values: Iterable[str], limit: int = 4) -> str:
+    values = list(values)
+    shown = ", ".join(values[:limit])
+    return shown + (f" (+{len(values) - limit})" if len(values) > limit else "")
+
+
+def table(results: list[RepoResult], mode: str, root: Path | None = None) -> Table:
+    t = Table(title=f"mlops-gen fleet {mode}", show_lines=False, expand=False)
+    t.add_column("repository", overflow="fold")
+    t.add_column("status")
+    t.add_column("version")
+    if mode == "drift":
+        t.add_column("drifted files", overflow="fold")
+    else:
+        t.add_column("+ / ~ / -", justify="right")
+        t.add_column("conflicts / notes", overflow="fold")
+    for result in sorted(results, key=lambda r: (SEVERITY.index(r.status), r.path)):
+        name = result.path
+        if root is not None:
+            try:
+                name = str(Path(result.path).relative_to(root)) or "."
+            except ValueError:
+                pass
+        for number, unit in enumerate(result.units or [None]):
+            label = name if number == 0 else ""
+            if unit is not None and len(result.units) > 1:
+                label += f" [dim]({unit.answers_file})[/]"
+            status = unit.status if unit else result.status
+            if result.status == "failed":
+                status = "failed"
+            version = ""
+            if unit and unit.current:
+                version = unit.current if mode == "drift" or not unit.target or unit.target == unit.current \
+                    else f"{unit.current} → {unit.target}"
+            reason = result.reason if result.status in ("failed", "skipped") else ""
+            reason = (unit.reason if unit and unit.reason else reason)
+            row = [label, f"[{STYLES.get(status, '')}]{status}[/]", version]
+            if mode == "drift":
+                row.append(_files(unit.drifted) if unit and unit.drifted else reason)
+            else:
+                counts = f"{len(unit.added)} / {len(unit.changed)} / {len(unit.removed)}" if unit and (
+                    status in ("updated", "conflicted", "planned")) else ""
+                notes = []
+                if unit and unit.conflicts:
+                    notes.append(f"[red]{_files(unit.conflicts)}[/]")
+                if unit and unit.yaml_merged:
+                    notes.append(f"yaml-merged: {_files(unit.yaml_merged)}")
+                if reason:
+                    notes.append(reason)
+                if result.branch and number == 0:
+                    notes.append(f"[dim]branch {result.branch}[/]")
+                row += [counts, "; ".join(notes)]
+            t.add_row(*row)
+    return t
+
+
+def totals(results: list[RepoResult]) -> str:
+    counts = Counter(r.status for r in results)
+    parts = [f"{counts[s]} {s}" for s in SEVERITY if counts[s]]
+    return f"{len(results)} repositories: " + ", ".join(parts)
+
+
+def write_json(path: Path, mode: str, target: str | None, results: list[RepoResult], seconds: float) -> None:
+    counts = Counter(r.status for r in results)
+    data = {
+        "command": mode,
+        "target": target,
+        "seconds": round(seconds, 3),
+        "summary": {s: counts[s] for s in SEVERITY if counts[s]},
+        "conflicts_avoided_by_yaml_merge": sum(len(u.yaml_merged) for r in results for u in r.units),
+        "repos": [r.to_dict() for r in sorted(results, key=lambda r: r.path)],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
