@@ -53,7 +53,7 @@ def parse_on_failure(value: str | None, phase: str) -> tuple[str, int, re.Patter
         return "RETRY", DEFAULT_RETRIES, re.compile(".*")
     if upper.startswith("RETRY-"):
         rest = text[6:]
-        m = re.fullmatch(r"(\d+)(?:-(.*))?", rest, re.S)
+        m = re.fullmatch(r"(\d+)(?:-(.*))?", rest, re.DOTALL)
         count, pattern = (int(m.group(1)), m.group(2)) if m else (DEFAULT_RETRIES, rest)
         if not 0 <= count <= 100:
             raise CIUsageError(f"phases.{phase}.on-failure: retry count {count} is not between 0 and 100")
@@ -225,9 +225,7 @@ def run(ctx: Context, path: Path) -> dict:
             succeeding = False
             if action == "CONTINUE":
                 continue
-            if action == "ABORT" or phase in ("install", "pre_build"):
-                stop = True
-            elif phase == "post_build":
+            if action == "ABORT" or phase in ("install", "pre_build") or phase == "post_build":
                 stop = True
         exported_names = [str(n) for n in (env_spec.get("exported-variables") or [])]
         exported = session.read_variables(exported_names) if exported_names else {}
@@ -264,7 +262,7 @@ def _run_phase(ctx: Context, session: PersistentShell, phase: str, commands: lis
         for i, cmd in enumerate(items):
             label = f"{phase}: {_short(cmd)}" + (" [finally]" if block == "finally" else "")
             label += f" (retry {attempt})" if attempt else ""
-            detail = dict(phase=phase, block=block, command=cmd, attempt=attempt)
+            detail = {"phase": phase, "block": block, "command": cmd, "attempt": attempt}
             if block_failed:
                 ctx.reporter.skip(label, "an earlier command failed", **detail)
                 continue

@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Self
 
 from rich.console import Console
 from rich.live import Live
@@ -52,7 +53,7 @@ class Reporter:
         self.live: Live | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> Reporter:
+    def __enter__(self) -> Self:
         if self.console.is_terminal:
             self.live = Live(get_renderable=self._render, console=self.console, refresh_per_second=8,
                              transient=True)

@@ -48,18 +48,39 @@ class Context:
 
 
 def run_logged(argv: list[str], *, cwd: Path, env: dict[str, str], step: Step, reporter: Reporter,
-               on_line=None, timeout: float | None = None, header: str = "") -> int:
+               on_line=None, timeout: float | None = None, header: str = "",
+               stderr_seen: list | None = None) -> int:
     """Run `argv`, streaming stdout+stderr into the step's log and the progress display.
 
     Returns the exit status (124 on timeout, as `timeout(1)` does). The process gets its own
-    session so a timeout can end its whole group.
+    session so a timeout can end its whole group. With `stderr_seen` (a list), stderr is read
+    as its own stream and a line is appended to the list for every line written on it.
     """
     with open(step.log, "a", encoding="utf-8", errors="replace") as log:
         if header:
             log.write(header.rstrip("\n") + "\n")
             log.flush()
+        split = stderr_seen is not None
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.PIPE if split else subprocess.STDOUT, start_new_session=True)
+        lock = threading.Lock()
+
+        def pump(stream, is_err: bool) -> None:
+            for raw in stream:
+                text = raw.decode("utf-8", errors="replace")
+                with lock:
+                    log.write(text)
+                    log.flush()
+                    if is_err:
+                        stderr_seen.append(text)
+                reporter.line(step, text)
+                if on_line is not None:
+                    on_line(text.rstrip("\r\n"))
+
+        err_thread = None
+        if split:
+            err_thread = threading.Thread(target=pump, args=(proc.stderr, True), daemon=True)
+            err_thread.start()
         timed_out = threading.Event()
         timer = None
         if timeout:
@@ -69,14 +90,9 @@ def run_logged(argv: list[str], *, cwd: Path, env: dict[str, str], step: Step, r
             timer = threading.Timer(timeout, expire)
             timer.daemon = True
             timer.start()
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            text = raw.decode("utf-8", errors="replace")
-            log.write(text)
-            log.flush()
-            reporter.line(step, text)
-            if on_line is not None:
-                on_line(text.rstrip("\r\n"))
+        pump(proc.stdout, False)
+        if err_thread is not None:
+            err_thread.join()
         rc = proc.wait()
         if timer is not None:
             timer.cancel()

@@ -30,7 +30,7 @@ SKIP_DIRS = {".git", ".local-ci", ".venv", "venv", "__pycache__", ".mypy_cache",
 
 
 def _git(repo: Path, *args: str) -> str | None:
-    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    proc = subprocess.run(["git", "-C", str(repo), *args], check=False, capture_output=True, text=True)
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
@@ -60,8 +60,7 @@ class GitInfo:
             return cls(False, "0" * 40, "main", "", repo.resolve().name, "", "", "", "")
         remote = _git(repo, "config", "--get", "remote.origin.url") or ""
         name = remote.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1] if remote else Path(top).name
-        if name.endswith(".git"):
-            name = name[:-4]
+        name = name.removesuffix(".git")
         return cls(
             True,
             sha,

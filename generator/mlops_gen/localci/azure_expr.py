@@ -1,0 +1,352 @@
+"""Azure Pipelines expressions: a tokenizer and a recursive-descent parser/evaluator.
+
+One grammar serves runtime conditions (`condition: and(succeeded(), eq(variables['x'], 'y'))`),
+runtime expressions (`$[ ... ]`) and compile-time template expressions (`${{ ... }}`):
+
+    expr     := literal | call | ref
+    call     := IDENT '(' [expr (',' expr)*] ')'
+    ref      := IDENT ('.' IDENT | '[' expr ']')*
+    literal  := 'string' ('' escapes a quote) | number | true | false | null
+
+Type rules follow the documentation: comparisons convert the right operand to the type of
+the left one; string comparison is ordinal and case-insensitive; a string is true unless
+empty (so 'false' is true), a number unless 0, null is false.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import CIUsageError
+
+
+class ExprError(CIUsageError):
+    pass
+
+
+@dataclass
+class Token:
+    kind: str  # str num ident ( ) [ ] , . end
+    value: Any
+    pos: int
+
+
+_NUM = re.compile(r"-?\d+(\.\d+)?")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c.isspace():
+            i += 1
+        elif c in "()[],.":
+            tokens.append(Token(c, c, i))
+            i += 1
+        elif c == "'":
+            j, buf = i + 1, []
+            while True:
+                if j >= len(text):
+                    raise ExprError(f"unterminated string in expression {text!r}")
+                if text[j] == "'":
+                    if j + 1 < len(text) and text[j + 1] == "'":
+                        buf.append("'")
+                        j += 2
+                        continue
+                    break
+                buf.append(text[j])
+                j += 1
+            tokens.append(Token("str", "".join(buf), i))
+            i = j + 1
+        elif (m := _NUM.match(text, i)) and (c != "-" or not tokens or tokens[-1].kind in "(,["):
+            v = m.group(0)
+            tokens.append(Token("num", float(v) if "." in v else int(v), i))
+            i = m.end()
+        elif m := _IDENT.match(text, i):
+            tokens.append(Token("ident", m.group(0), i))
+            i = m.end()
+        else:
+            raise ExprError(f"unexpected {c!r} at {i} in expression {text!r}")
+    tokens.append(Token("end", None, len(text)))
+    return tokens
+
+
+# AST nodes: ("lit", v) ("call", name, [args]) ("ref", root, [accessors]) where accessor is a node
+class Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens = tokenize(text)
+        self.i = 0
+
+    def peek(self) -> Token:
+        return self.tokens[self.i]
+
+    def take(self, kind: str | None = None) -> Token:
+        tok = self.tokens[self.i]
+        if kind and tok.kind != kind:
+            found = tok.value if tok.kind != "end" else "end of expression"
+            raise ExprError(f"expected {kind!r} at {tok.pos}, found {found!r} in expression {self.text!r}")
+        self.i += 1
+        return tok
+
+    def parse(self):
+        node = self.expr()
+        if self.peek().kind != "end":
+            raise ExprError(f"unexpected {self.peek().value!r} at {self.peek().pos} in expression {self.text!r}")
+        return node
+
+    def expr(self):
+        tok = self.peek()
+        if tok.kind in ("str", "num"):
+            self.take()
+            return ("lit", tok.value)
+        if tok.kind != "ident":
+            raise ExprError(f"unexpected {tok.value!r} at {tok.pos} in expression {self.text!r}")
+        self.take()
+        low = tok.value.lower()
+        if self.peek().kind == "(":
+            self.take("(")
+            args = []
+            if self.peek().kind != ")":
+                args.append(self.expr())
+                while self.peek().kind == ",":
+                    self.take(",")
+                    args.append(self.expr())
+            self.take(")")
+            return ("call", low, args)
+        if low in ("true", "false"):
+            return ("lit", low == "true")
+        if low == "null":
+            return ("lit", None)
+        accessors = []
+        while self.peek().kind in (".", "["):
+            if self.take().kind == ".":
+                accessors.append(("lit", self.take("ident").value))
+            else:
+                accessors.append(self.expr())
+                self.take("]")
+        return ("ref", tok.value, accessors)
+
+
+def parse(text: str):
+    return Parser(text).parse()
+
+
+# -- values ------------------------------------------------------------------------------------
+def truthy(v: Any) -> bool:
+    if v is None:
+        return False
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, (int, float)):
+        return v != 0
+    if isinstance(v, str):
+        return v != ""
+    return True
+
+
+def to_str(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (dict, list)):
+        return json.dumps(v)
+    return str(v)
+
+
+def to_num(v: Any) -> float | None:
+    if v is None:
+        return 0
+    if isinstance(v, bool):
+        return 1 if v else 0
+    if isinstance(v, (int, float)):
+        return v
+    if isinstance(v, str):
+        s = v.strip()
+        if s == "":
+            return 0
+        try:
+            return float(s)
+        except ValueError:
+            return None
+    return None
+
+
+def _coerce_pair(a: Any, b: Any):
+    """(left, right) with right converted to left's type; None when not convertible."""
+    if isinstance(a, bool):
+        return a, truthy(b)
+    if isinstance(a, (int, float)):
+        return a, to_num(b)
+    if isinstance(a, str):
+        return a.lower(), to_str(b).lower()
+    return a, b
+
+
+def equal(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None or (a is None and b == "") or (b is None and a == "")
+    left, right = _coerce_pair(a, b)
+    return right is not None and left == right
+
+
+def compare(a: Any, b: Any) -> int:
+    left, right = _coerce_pair(a, b)
+    if right is None or left is None:
+        raise ExprError(f"cannot compare {a!r} with {b!r}")
+    return (left > right) - (left < right)
+
+
+class CIDict(MutableMapping):
+    """A mapping with case-insensitive keys that remembers their spelling (Azure names are
+    case-insensitive)."""
+
+    def __init__(self, *args, **kw):
+        self._data: dict[str, tuple[str, Any]] = {}
+        self.update(*args, **kw)
+
+    def __setitem__(self, key, value):
+        self._data[str(key).lower()] = (str(key), value)
+
+    def __getitem__(self, key):
+        return self._data[str(key).lower()][1]
+
+    def __delitem__(self, key):
+        del self._data[str(key).lower()]
+
+    def __contains__(self, key):
+        return str(key).lower() in self._data
+
+    def __iter__(self):
+        return (k for k, _ in self._data.values())
+
+    def __len__(self):
+        return len(self._data)
+
+    def copy(self) -> CIDict:
+        return CIDict(self.items())
+
+
+def _index(obj: Any, key: Any) -> Any:
+    if isinstance(obj, CIDict):
+        return obj.get(to_str(key))  # type: ignore[union-attr]
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        low = to_str(key).lower()
+        for k, v in obj.items():
+            if str(k).lower() == low:
+                return v
+        return None
+    if isinstance(obj, list):
+        n = to_num(key)
+        return obj[int(n)] if n is not None and 0 <= int(n) < len(obj) else None
+    return None
+
+
+def _format(fmt: str, *args: Any) -> str:
+    def sub(m):
+        if m.group(0) in ("{{", "}}"):
+            return m.group(0)[0]
+        i = int(m.group(1))
+        return to_str(args[i]) if i < len(args) else ""
+    return re.sub(r"\{\{|\}\}|\{(\d+)(?::[^}]*)?\}", sub, fmt)
+
+
+class Evaluator:
+    """Evaluate parsed expressions against named roots and status functions.
+
+    `roots`: name → value (variables, parameters, dependencies, ...; case-insensitive names).
+    `status`: name → callable(*job_or_stage_names) -> bool for succeeded/failed/... ; when a
+    status function is used where none is available, that is an error naming it.
+    """
+
+    def __init__(self, roots: dict[str, Any], status: dict[str, Callable[..., bool]] | None = None):
+        self.roots = CIDict(roots)
+        self.status = status or {}
+
+    def evaluate(self, text: str) -> Any:
+        return self.eval(parse(text))
+
+    def eval(self, node) -> Any:
+        kind = node[0]
+        if kind == "lit":
+            return node[1]
+        if kind == "ref":
+            if node[1] not in self.roots:
+                raise ExprError(f"unknown name {node[1]!r} in expression (known: {', '.join(self.roots.keys())})")
+            value = self.roots[node[1]]
+            for acc in node[2]:
+                value = _index(value, self.eval(acc))
+            return value
+        name, args = node[1], node[2]
+        if name in ("succeeded", "failed", "succeededorfailed", "always", "canceled"):
+            if name == "always":
+                return True
+            fn = self.status.get(name)
+            if fn is None:
+                raise ExprError(f"{name}() cannot be used here")
+            return fn(*[to_str(self.eval(a)) for a in args])
+        lazy = {"and", "or", "iif"}
+        if name in lazy:
+            if name == "and":
+                return all(truthy(self.eval(a)) for a in args)
+            if name == "or":
+                return any(truthy(self.eval(a)) for a in args)
+            self._arity(name, args, 3, 3)
+            return self.eval(args[1]) if truthy(self.eval(args[0])) else self.eval(args[2])
+        values = [self.eval(a) for a in args]
+        fn = FUNCTIONS.get(name)
+        if fn is None:
+            raise ExprError(f"unknown function {name}() in expression")
+        lo, hi, impl = fn
+        self._arity(name, values, lo, hi)
+        return impl(*values)
+
+    @staticmethod
+    def _arity(name, args, lo, hi):
+        if len(args) < lo or (hi is not None and len(args) > hi):
+            upper = "" if hi == lo else f"..{hi if hi else 'n'}"
+            raise ExprError(f"{name}() takes {lo}{upper} arguments, got {len(args)}")
+
+
+def _contains(a, b):
+    if isinstance(a, (list, tuple)):
+        return any(equal(x, b) for x in a)
+    return to_str(b).lower() in to_str(a).lower()
+
+
+FUNCTIONS: dict[str, tuple[int, int | None, Callable]] = {
+    "not": (1, 1, lambda a: not truthy(a)),
+    "xor": (2, 2, lambda a, b: truthy(a) != truthy(b)),
+    "eq": (2, 2, equal),
+    "ne": (2, 2, lambda a, b: not equal(a, b)),
+    "gt": (2, 2, lambda a, b: compare(a, b) > 0),
+    "ge": (2, 2, lambda a, b: compare(a, b) >= 0),
+    "lt": (2, 2, lambda a, b: compare(a, b) < 0),
+    "le": (2, 2, lambda a, b: compare(a, b) <= 0),
+    "in": (1, None, lambda a, *rest: any(equal(a, b) for b in rest)),
+    "notin": (1, None, lambda a, *rest: not any(equal(a, b) for b in rest)),
+    "contains": (2, 2, _contains),
+    "containsvalue": (2, 2, lambda a, b: any(equal(x, b) for x in (a.values() if isinstance(a, dict) else a or []))),
+    "startswith": (2, 2, lambda a, b: to_str(a).lower().startswith(to_str(b).lower())),
+    "endswith": (2, 2, lambda a, b: to_str(a).lower().endswith(to_str(b).lower())),
+    "lower": (1, 1, lambda a: to_str(a).lower()),
+    "upper": (1, 1, lambda a: to_str(a).upper()),
+    "trim": (1, 1, lambda a: to_str(a).strip()),
+    "length": (1, 1, lambda a: len(a) if isinstance(a, (list, dict)) else len(to_str(a))),
+    "coalesce": (1, None, lambda *a: next((v for v in a if v is not None and v != ""), None)),
+    "format": (1, None, lambda f, *a: _format(to_str(f), *a)),
+    "join": (2, 2, lambda sep, arr: to_str(sep).join(to_str(x) for x in arr) if isinstance(arr, list) else to_str(arr)),
+    "split": (2, 2, lambda s, sep: to_str(s).split(to_str(sep))),
+    "replace": (3, 3, lambda s, a, b: to_str(s).replace(to_str(a), to_str(b))),
+    "converttojson": (1, 1, lambda a: json.dumps(a, indent=2)),
+}
