@@ -74,9 +74,10 @@ _RULES = [
          "A $_SUBSTITUTION is used but not defined in the file; the trigger must supply it (or set ALLOW_LOOSE)."),
     Rule("gcb-unused-substitution", ERROR, "gcp",
          "A substitution is defined but never used; Cloud Build rejects that unless ALLOW_LOOSE."),
-    Rule("gcb-unknown-substitution", ERROR, "gcp", "A $NAME that is neither a built-in substitution nor starts with _."),
+    Rule("gcb-unknown-substitution", ERROR, "gcp", "A $NAME that is neither a built-in substitution nor starts with _ (not checked with dynamicSubstitutions)."),
     Rule("gcb-shell-dollar", ERROR, "gcp",
-         "A shell $VAR in a step's args/entrypoint/env/dir: Cloud Build substitutes it; write $$VAR."),
+         "A shell $VAR in a step's args/entrypoint/env/dir: Cloud Build substitutes it; write $$VAR "
+         "(not checked with dynamicSubstitutions)."),
     Rule("gcb-wait-for", ERROR, "gcp", "`waitFor` names a step id that is not defined in an earlier step."),
     Rule("gcb-duplicate-id", ERROR, "gcp", "Two steps share an `id`."),
     Rule("gcb-secret-env", ERROR, "gcp", "A step's `secretEnv` names a secret not declared in `availableSecrets`."),

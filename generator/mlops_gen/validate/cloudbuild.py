@@ -1,0 +1,276 @@
+"""Google Cloud Build: a strict parse into the `Build` protobuf, the vendored schema, and the
+substitution, waitFor and secret rules."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft7Validator
+
+from mlops_gen.validate.context import Context
+from mlops_gen.validate.schemaerrors import describe_type, report_schema_errors
+from mlops_gen.validate.schemas import vendored_schema
+from mlops_gen.validate.shellrules import check_ignored_failures, source_position
+from mlops_gen.validate.yamlpos import Key, Str, key_of, locate, to_plain
+
+BUILTINS = {
+    "PROJECT_ID", "PROJECT_NUMBER", "LOCATION", "BUILD_ID", "REPO_NAME", "REPO_FULL_NAME", "BRANCH_NAME",
+    "TAG_NAME", "REF_NAME", "REVISION_ID", "COMMIT_SHA", "SHORT_SHA", "TRIGGER_NAME",
+    "TRIGGER_BUILD_CONFIG_PATH", "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT",
+    # supplied by pull-request triggers
+    "_HEAD_BRANCH", "_BASE_BRANCH", "_HEAD_REPO_URL", "_PR_NUMBER",
+}
+_USER_NAME = re.compile(r"^_[A-Z0-9_]+$")
+_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+# Fields Cloud Build sets itself: in a config file they are a mistake.
+_OUTPUT_ONLY = {"id", "projectId", "status", "statusDetail", "results", "createTime", "startTime", "finishTime",
+                "sourceProvenance", "buildTriggerId", "logUrl", "timing", "approval", "warnings", "failureInfo",
+                "name"}
+_STEP_OUTPUT_ONLY = {"timing", "pullTiming", "status", "exitCode"}
+_SHELL_FIELDS = {"args", "entrypoint", "env", "dir"}
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def _camel_keys(node: Any, maps: bool = False) -> Any:
+    """Proto field names (snake_case) -> JSON names, which the schema knows. Map keys are kept."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            name = k
+            if not maps and isinstance(k, str) and "_" in k.strip("_") and not k.startswith("_") and k.islower():
+                name = Key(camel(k))
+                if isinstance(k, Key):
+                    name.line, name.col, name.value_pos = k.line, k.col, k.value_pos
+            out[name] = _camel_keys(v, maps=camel(str(k)) in ("substitutions", "secretEnv", "envMap"))
+        return out
+    if isinstance(node, list):
+        return [_camel_keys(v) for v in node]
+    return node
+
+
+@lru_cache(maxsize=1)
+def schema_validator() -> Draft7Validator:
+    return Draft7Validator(vendored_schema("cloudbuild"))
+
+
+def check(ctx: Context) -> None:
+    data = _camel_keys(ctx.data)
+    parseable = _check_substitution_values(ctx, data)
+    _check_output_only(ctx, data)
+    report_schema_errors(ctx, "gcb-schema", schema_validator().iter_errors(parseable), data)
+    _proto(ctx, data, parseable)
+    _Rules(ctx, data).run()
+
+
+def _check_substitution_values(ctx: Context, data: dict) -> dict:
+    """Report substitution values that are not strings; return data the protobuf parse can take."""
+    subs = data.get("substitutions")
+    if not isinstance(subs, dict):
+        return data
+    clean = {}
+    for key, value in subs.items():
+        if value is None:
+            ctx.report("gcb-substitution-null", key,
+                       f"substitution {key} has no value; every build must then pass it with --substitutions, "
+                       "or give it a default here (\"\" for empty)")
+            value = ""
+        elif not isinstance(value, str):
+            ctx.report("gcb-proto", key,
+                       f"substitution {key} is {describe_type(value)}; substitution values must be strings "
+                       "(quote the value; an unquoted [..] is a YAML list)")
+            value = ""
+        clean[key] = value
+    return {**data, "substitutions": clean}
+
+
+def _check_output_only(ctx: Context, data: dict) -> None:
+    for key in data:
+        if key in _OUTPUT_ONLY:
+            ctx.report("gcb-schema", key, f"{key!r} is set by Cloud Build when a build runs; remove it from the config")
+    steps = data.get("steps")
+    for step in steps if isinstance(steps, list) else []:
+        for key in step if isinstance(step, dict) else []:
+            if key in _STEP_OUTPUT_ONLY:
+                ctx.report("gcb-schema", key, f"{key!r} is set by Cloud Build on each step; remove it")
+
+
+_PROTO_AT = re.compile(r'at "?(Build[^" ]*?)"?\.?(?:\n|$| )')
+_PROTO_FIELD = re.compile(r'has no field named "([^"]+)"')
+_PROTO_CHAIN = re.compile(r"Failed to parse (\w+) field: ")
+
+
+def _proto(ctx: Context, data: dict, parseable: dict) -> None:
+    from google.cloud.devtools import cloudbuild_v1
+    from google.protobuf import json_format
+
+    try:
+        json_format.ParseDict(to_plain(parseable), cloudbuild_v1.Build()._pb)
+    except json_format.ParseError as exc:
+        text = str(exc)
+        path: list[Any] = []
+        at = _PROTO_AT.search(text)
+        if at:
+            for part in re.findall(r"\.(\w+)|\[(\d+)\]", at.group(1)[len("Build"):]):
+                path.append(part[0] if part[0] else int(part[1]))
+        else:
+            path = _PROTO_CHAIN.findall(text)
+        field = _PROTO_FIELD.search(text)
+        inner = _PROTO_CHAIN.sub("", text).split(" at ")[0].split("\n")[0].rstrip(".")
+        if field:
+            path.append(field.group(1))
+            inner = f"Cloud Build has no field {field.group(1)!r} here"
+        ctx.report("gcb-proto", locate(data, path), f"{_dotted(path)}: {inner} (strict parse into Build)")
+
+
+def _dotted(path: list) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out or "the config"
+
+
+class _Rules:
+    def __init__(self, ctx: Context, data: dict) -> None:
+        self.ctx = ctx
+        self.data = data
+        options = data.get("options") if isinstance(data.get("options"), dict) else {}
+        self.loose = str(options.get("substitutionOption", "")).upper() == "ALLOW_LOOSE"
+        self.dynamic = options.get("dynamicSubstitutions") is True
+        subs = data.get("substitutions")
+        self.subs: dict = subs if isinstance(subs, dict) else {}
+        self.steps = [s for s in data.get("steps", []) if isinstance(s, dict)] if isinstance(
+            data.get("steps"), list) else []
+
+    def run(self) -> None:
+        self.substitution_names()
+        self.substitution_uses()
+        self.step_ids()
+        self.secrets()
+        self.gcr()
+        for step in self.steps:
+            check_ignored_failures(self.ctx, step.get("script"), f"step {step.get('id') or step.get('name')}")
+            args = step.get("args")
+            for arg in args if isinstance(args, list) else []:
+                check_ignored_failures(self.ctx, arg, f"step {step.get('id') or step.get('name')}")
+
+    def substitution_names(self) -> None:
+        for key in self.subs:
+            if not _USER_NAME.match(str(key)):
+                self.ctx.report("gcb-substitution-name", key,
+                                f"substitution name {key!r} is invalid: user-defined substitutions start with _ "
+                                "and use only upper-case letters, digits and _ (e.g. _DEPLOY_TARGET)")
+
+    def _strings(self, node: Any, path: list, shell: bool):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if path == [] and k == "substitutions":
+                    if self.dynamic:
+                        yield from self._strings(v, ["substitutions"], False)
+                    continue
+                if k == "script":
+                    continue  # not substituted: shell text
+                in_step = len(path) == 2 and path[0] == "steps"
+                yield from self._strings(v, path + [k], shell or (in_step and k in _SHELL_FIELDS))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                yield from self._strings(v, path + [i], shell)
+        elif isinstance(node, str):
+            yield node, path, shell
+
+    def substitution_uses(self) -> None:
+        used: dict[str, list] = {}
+        for text, path, shell in self._strings(self.data, [], False):
+            for match in _REF.finditer(text):
+                name = match.group(1) or match.group(2)
+                if name is not None:
+                    used.setdefault(name, []).append((text, path, shell, match))
+        for name, uses in used.items():
+            if name in BUILTINS or name in self.subs:
+                continue
+            text, path, shell, match = uses[0]
+            pos = source_position(self.ctx, text, match.start(), match.group(0)) if isinstance(text, Str) \
+                else locate(self.data, path)
+            more = f" (used {len(uses)} times; first use shown)" if len(uses) > 1 else ""
+            if name.startswith("_"):
+                if not self.loose:
+                    self.ctx.report("gcb-undefined-substitution", pos,
+                                    f"${name} is used but not defined under substitutions{more}; the trigger (or "
+                                    "--substitutions) must supply it, else Cloud Build fails the build. Define a "
+                                    "default under substitutions, or set options.substitutionOption: ALLOW_LOOSE")
+                continue
+            if self.dynamic:
+                continue  # bash-style dynamic substitution leaves unknown names to the shell
+            close = difflib.get_close_matches(name, sorted(BUILTINS), n=1, cutoff=0.75)
+            if shell and not close:
+                self.ctx.report("gcb-shell-dollar", pos,
+                                f"${name} is not a Cloud Build substitution{more}, and Cloud Build substitutes $NAME "
+                                f"before the shell runs, so it rejects the build; write $${name} for the shell "
+                                "variable")
+            else:
+                hint = f" (did you mean ${close[0]}?)" if close else ""
+                self.ctx.report("gcb-unknown-substitution", pos,
+                                f"${name} is not a built-in substitution{hint}{more}; Cloud Build rejects the build. "
+                                "User-defined substitutions start with _; a shell variable is written $$NAME")
+        if self.loose:
+            return
+        scripts = " ".join(str(s.get("script", "")) for s in self.steps)
+        for key in self.subs:
+            if key not in used and not re.search(rf"\${{?{re.escape(str(key))}\b", scripts):
+                self.ctx.report("gcb-unused-substitution", key,
+                                f"substitution {key} is defined but never used; Cloud Build rejects the build "
+                                "unless options.substitutionOption is ALLOW_LOOSE; use it or remove it")
+
+    def step_ids(self) -> None:
+        seen: dict[str, Any] = {}
+        for i, step in enumerate(self.steps):
+            wait = step.get("waitFor")
+            for ref in wait if isinstance(wait, list) else []:
+                if not isinstance(ref, str) or ref == "-" or ref in seen or "$" in ref:
+                    continue
+                later = any(s.get("id") == ref for s in self.steps[i + 1:])
+                reason = "is defined only by a later step" if later else "is not the id of any step"
+                self.ctx.report("gcb-wait-for", ref if isinstance(ref, Str) else key_of(step, "waitFor"),
+                                f"waitFor names {ref!r}, which {reason}; known ids so far: "
+                                f"{', '.join(seen) or 'none'} (use '-' to start at the beginning)")
+            step_id = step.get("id")
+            if isinstance(step_id, str):
+                if step_id in seen:
+                    self.ctx.report("gcb-duplicate-id", step_id if isinstance(step_id, Str) else key_of(step, "id"),
+                                    f"step id {step_id!r} is already used by an earlier step; ids must be unique")
+                seen[step_id] = step
+
+    def secrets(self) -> None:
+        declared: set[str] = set()
+        available = self.data.get("availableSecrets")
+        if isinstance(available, dict):
+            for item in available.get("secretManager") or []:
+                if isinstance(item, dict) and item.get("env"):
+                    declared.add(str(item["env"]))
+            for item in available.get("inline") or []:
+                if isinstance(item, dict) and isinstance(item.get("envMap"), dict):
+                    declared.update(map(str, item["envMap"]))
+        for item in self.data.get("secrets") or [] if isinstance(self.data.get("secrets"), list) else []:
+            if isinstance(item, dict) and isinstance(item.get("secretEnv"), dict):
+                declared.update(map(str, item["secretEnv"]))
+        for step in self.steps:
+            names = step.get("secretEnv")
+            for name in names if isinstance(names, list) else []:
+                if str(name) not in declared:
+                    self.ctx.report("gcb-secret-env", name if isinstance(name, Str) else key_of(step, "secretEnv"),
+                                    f"secretEnv {str(name)!r} is not declared; add it under availableSecrets."
+                                    f"secretManager (env: {name}) or availableSecrets.inline envMap")
+
+    def gcr(self) -> None:
+        images = self.data.get("images")
+        for image in images if isinstance(images, list) else []:
+            if isinstance(image, str) and re.match(r"^([a-z]+\.)?gcr\.io/", image.strip()):
+                self.ctx.report("gcb-gcr-io", image,
+                                f"image {image!r} is pushed to Container Registry (gcr.io), which Google has shut "
+                                "down; push to Artifact Registry (LOCATION-docker.pkg.dev/PROJECT/REPO/IMAGE)")
