@@ -38,7 +38,7 @@ def camel(name: str) -> str:
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
-def _camel_keys(node: Any, maps: bool = False) -> Any:
+def camel_keys(node: Any, maps: bool = False) -> Any:
     """Proto field names (snake_case) -> JSON names, which the schema knows. Map keys are kept."""
     if isinstance(node, dict):
         out = {}
@@ -48,10 +48,10 @@ def _camel_keys(node: Any, maps: bool = False) -> Any:
                 name = Key(camel(k))
                 if isinstance(k, Key):
                     name.line, name.col, name.value_pos = k.line, k.col, k.value_pos
-            out[name] = _camel_keys(v, maps=camel(str(k)) in ("substitutions", "secretEnv", "envMap"))
+            out[name] = camel_keys(v, maps=camel(str(k)) in ("substitutions", "secretEnv", "envMap"))
         return out
     if isinstance(node, list):
-        return [_camel_keys(v) for v in node]
+        return [camel_keys(v) for v in node]
     return node
 
 
@@ -61,11 +61,11 @@ def schema_validator() -> Draft7Validator:
 
 
 def check(ctx: Context) -> None:
-    data = _camel_keys(ctx.data)
+    data = camel_keys(ctx.data)
     parseable = _check_substitution_values(ctx, data)
     _check_output_only(ctx, data)
     report_schema_errors(ctx, "gcb-schema", schema_validator().iter_errors(parseable), data)
-    _proto(ctx, data, parseable)
+    strict_parse(ctx, data, parseable)
     _Rules(ctx, data).run()
 
 
@@ -101,32 +101,34 @@ def _check_output_only(ctx: Context, data: dict) -> None:
                 ctx.report("gcb-schema", key, f"{key!r} is set by Cloud Build on each step; remove it")
 
 
-_PROTO_AT = re.compile(r'at "?(Build[^" ]*?)"?\.?(?:\n|$| )')
+_PROTO_AT = re.compile(r'at "?((?:Build|BuildTrigger)(?:\.\w+|\[\d+\])*)"?')
 _PROTO_FIELD = re.compile(r'has no field named "([^"]+)"')
 _PROTO_CHAIN = re.compile(r"Failed to parse (\w+) field: ")
 
 
-def _proto(ctx: Context, data: dict, parseable: dict) -> None:
+def strict_parse(ctx: Context, data: dict, parseable: dict, message: str = "Build", rule: str = "gcb-proto") -> None:
+    """Strict parse into a google.devtools.cloudbuild.v1 message; the error is mapped to its line."""
     from google.cloud.devtools import cloudbuild_v1
     from google.protobuf import json_format
 
     try:
-        json_format.ParseDict(to_plain(parseable), cloudbuild_v1.Build()._pb)
+        json_format.ParseDict(to_plain(parseable), getattr(cloudbuild_v1, message)()._pb)
     except json_format.ParseError as exc:
         text = str(exc)
         path: list[Any] = []
         at = _PROTO_AT.search(text)
         if at:
-            for part in re.findall(r"\.(\w+)|\[(\d+)\]", at.group(1)[len("Build"):]):
+            for part in re.findall(r"\.(\w+)|\[(\d+)\]", at.group(1)[len(message):]):
                 path.append(part[0] if part[0] else int(part[1]))
         else:
             path = _PROTO_CHAIN.findall(text)
         field = _PROTO_FIELD.search(text)
         inner = _PROTO_CHAIN.sub("", text).split(" at ")[0].split("\n")[0].rstrip(".")
         if field:
-            path.append(field.group(1))
-            inner = f"Cloud Build has no field {field.group(1)!r} here"
-        ctx.report("gcb-proto", locate(data, path), f"{_dotted(path)}: {inner} (strict parse into Build)")
+            ctx.report(rule, locate(data, [*path, field.group(1)]),
+                       f"unknown key {field.group(1)!r} in {_dotted(path)}: Cloud Build's {message} has no such field")
+            return
+        ctx.report(rule, locate(data, path), f"{_dotted(path)}: {inner} (strict parse into {message})")
 
 
 def _dotted(path: list) -> str:

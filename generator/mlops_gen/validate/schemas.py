@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib.resources import files
 from typing import Any
 
 
-@lru_cache(maxsize=None)
+@cache
 def own_schema(name: str) -> dict[str, Any]:
     return json.loads(files("mlops_gen.validate").joinpath(f"data/{name}").read_text(encoding="utf-8"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def vendored_schema(name: str) -> dict[str, Any]:
     """A schema vendored by check-jsonschema (`azure-pipelines`, `cloudbuild`)."""
     from check_jsonschema.builtin_schemas import get_builtin_schema
