@@ -33,7 +33,7 @@ import yaml
 
 from . import artifacts
 from .errors import CIUsageError
-from .report import FAILED, PASSED, SKIPPED
+from .report import FAILED, PASSED, SKIPPED, WARNING
 from .runtime import Context
 from .shell import PersistentShell
 
@@ -217,7 +217,13 @@ def run(ctx: Context, path: Path) -> dict:
                 ok, output = _run_phase(ctx, session, phase, commands, finally_, attempt)
                 if ok or action != "RETRY" or attempt >= retries or not regex.search(output):
                     break
+                for step in ctx.reporter.steps:  # superseded by the retry: not a failure of the build
+                    if step.detail.get("phase") == phase and step.detail.get("attempt") == attempt \
+                            and step.status == FAILED:
+                        step.status, step.message = WARNING, f"{step.message}; phase retried"
                 attempt += 1
+                if succeeding:
+                    session.run("export CODEBUILD_BUILD_SUCCEEDING=1")
                 ctx.reporter.note(f"{phase} failed; retry {attempt} of {retries} (on-failure RETRY)")
             phase_status[phase] = PASSED if ok else FAILED
             if ok:
