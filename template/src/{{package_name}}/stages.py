@@ -4,12 +4,13 @@ them in the same order through `python -m <package> STAGE`."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import data as data_lib
@@ -63,7 +64,7 @@ def train(config: Config, target: Target, root: Path) -> dict:
         "estimator": config.model.estimator,
         "params": config.model.params,
         "trained_on": target.name if managed else f"in-process ({platform.node() or 'host'})",
-        "trained_at": datetime.now(timezone.utc).isoformat(),
+        "trained_at": datetime.now(UTC).isoformat(),
     }
     _write(artifacts / "lineage.json", lineage)
     _write(artifacts / "sample.json", {"instances": X_test.head(SAMPLE_ROWS).values.tolist()})
@@ -132,7 +133,7 @@ def deploy(config: Config, target: Target, root: Path, env: str) -> dict:
 def _valid_prediction(value, classes) -> bool:
     if TASK == "classification":
         return value in classes if classes else True
-    return isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def smoke(config: Config, target: Target, root: Path, env: str) -> dict:

@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import StageFailed
@@ -97,7 +97,7 @@ class LocalTarget(Target):
                 "lineage": lineage,
                 "status": "Approved" if approved else "PendingManualApproval",
                 "uri": str(folder / "model"),
-                "created": datetime.now(timezone.utc).isoformat(),
+                "created": datetime.now(UTC).isoformat(),
             }
             _write_json(folder / "version.json", record)
         return self._as_model_version(record)
@@ -145,7 +145,7 @@ class LocalTarget(Target):
                 {"version": previous, "history": due["history"][:-1]},
             )
         if self._deployment(env):
-            self.deploy(env)
+            self._serve(env, self._version(previous))
         return self._as_model_version(self._version(previous))
 
     # -- deployments -----------------------------------------------------------------------------
@@ -168,7 +168,9 @@ class LocalTarget(Target):
         return candidates[-1]
 
     def deploy(self, env: str) -> Deployment:
-        record = self._version_for(env)
+        return self._serve(env, self._version_for(env))
+
+    def _serve(self, env: str, record: dict) -> Deployment:
         host = self.config.local.host
         port = _free_port(host)
         state_file = self._deployment_file(env)
@@ -178,7 +180,10 @@ class LocalTarget(Target):
             sys.executable, "-m", PACKAGE, "serve", "--model-dir", record["uri"],
             "--host", host, "--port", str(port), "--state-file", str(state_file),
         ]
-        env_vars = {**os.environ, "MODEL_VERSION": str(record["version"])}
+        # The server imports this package from wherever we were imported, installed or not.
+        source_root = str(Path(__file__).resolve().parents[2])
+        python_path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH")) if p)
+        env_vars = {**os.environ, "MODEL_VERSION": str(record["version"]), "PYTHONPATH": python_path}
         with open(log, "ab") as out:
             process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, env=env_vars,
@@ -190,7 +195,7 @@ class LocalTarget(Target):
         _write_json(
             state_file,
             {"pid": process.pid, "url": url, "version": record["version"], "log": str(log),
-             "started": datetime.now(timezone.utc).isoformat()},
+             "started": datetime.now(UTC).isoformat()},
         )
         return Deployment(env, url, str(record["version"]))
 
