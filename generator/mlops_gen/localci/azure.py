@@ -294,8 +294,11 @@ class Runner:
                     value = to_str(Evaluator({"variables": store, **(evaluator_roots or {})}).evaluate(m.group(1)))
                 except ExprError as exc:
                     raise CIUsageError(f"{where}: variable {name}: {exc}") from exc
-            store[str(name)] = self.macro(value, store)
+            store[str(name)] = value
         store.update(self.ctx.variables)  # --var wins over the file at every level
+        for name, _ in items:  # then $(x) references resolve against the final values
+            if str(name) not in self.ctx.variables:
+                store[str(name)] = self.macro(to_str(store[str(name)]), store)
 
     @staticmethod
     def macro(text: str, variables: CIDict) -> str:
@@ -419,8 +422,11 @@ class Runner:
             taken = "failure" if state["status"] == FAILED_R else "success"
             for which in ("failure", "success"):
                 steps = (on.get(which) or {}).get("steps") or []
-                if which == taken:
-                    self._run_steps(stage, job, steps, jvars, state, f"on.{which}", timeout)
+                if which == taken:  # the hook's steps see their own status (a fresh succeeded())
+                    hook_state = {**state, "status": SUCCEEDED}
+                    self._run_steps(stage, job, steps, jvars, hook_state, f"on.{which}", timeout)
+                    if hook_state["status"] == FAILED_R:
+                        state["status"] = FAILED_R
                 else:
                     for step in steps:
                         self.ctx.reporter.skip(self._label(stage, job, step, f"on.{which}"),
@@ -739,7 +745,7 @@ def run(ctx: Context, path: Path) -> dict:
     declared = {str(p.get("name")) for p in doc.get("parameters") or [] if isinstance(p, dict)} | (
         set(doc["parameters"]) if isinstance(doc.get("parameters"), dict) else set())
     params = {k: v for k, v in ctx.variables.items() if k in declared}
-    expanded = Expander(compile_vars).pipeline(path, doc, params)
+    expanded = Expander(compile_vars, ctx.variables).pipeline(path, doc, params)
     for key in ("resources", "pool", "container", "services"):
         if key in expanded:
             ctx.reporter.note(f"{key}: ignored locally (steps run on this machine)")

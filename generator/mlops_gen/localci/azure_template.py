@@ -88,8 +88,9 @@ def _typed(value: Any, kind: str, where: str) -> Any:
 
 
 class Expander:
-    def __init__(self, variables: CIDict):
+    def __init__(self, variables: CIDict, overrides: dict[str, str]):
         self.base_variables = variables
+        self.overrides = overrides  # --var: wins over the file's variables, at compile time too
 
     # -- entry points ----------------------------------------------------------------------
     def pipeline(self, path: Path, spec: dict, parameters: dict) -> dict:
@@ -183,6 +184,7 @@ class Expander:
             scope = {**scope, "variables": scope["variables"].copy()}
             expanded_vars = self.node(data["variables"], scope, base, "variables")
             scope["variables"].update(compile_time_values(expanded_vars))
+            scope["variables"].update(self.overrides)
         for kind, key, value, extra in self._branches(items, scope):
             sub = {**scope, **extra} if extra else scope
             if kind == "plain":
