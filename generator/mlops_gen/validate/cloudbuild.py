@@ -120,8 +120,11 @@ def strict_parse(ctx: Context, data: dict, parseable: dict, message: str = "Buil
         if at:
             for part in re.findall(r"\.(\w+)|\[(\d+)\]", at.group(1)[len(message):]):
                 path.append(part[0] if part[0] else int(part[1]))
-        else:
-            path = _PROTO_CHAIN.findall(text)
+        chain = _PROTO_CHAIN.findall(text)
+        if not at:
+            path = chain
+        elif chain and chain[-1] not in path:
+            path.append(chain[-1])
         field = _PROTO_FIELD.search(text)
         inner = _PROTO_CHAIN.sub("", text).split(" at ")[0].split("\n")[0].rstrip(".")
         if field:

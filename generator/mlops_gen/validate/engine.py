@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mlops_gen.validate import detect
 from mlops_gen.validate.context import Context, Options
-from mlops_gen.validate.findings import Finding, sort_findings
+from mlops_gen.validate.findings import ERROR, Finding, sort_findings
 from mlops_gen.validate.yamllayer import yamllint_findings
 from mlops_gen.validate.yamlpos import YamlError, load
 
@@ -76,8 +76,11 @@ def check_file(path: Path, options: Options, result: Result, *, explicit: bool, 
         try:
             data = load(text)
         except YamlError as exc:
-            lint.append(Finding(display, exc.line + 1, exc.col + 1, "yaml-syntax", f"not valid YAML: {exc.message}"))
             syntax_broken = True
+            # yamllint may already explain this line (e.g. an undeclared alias)
+            if not any(f.line == exc.line + 1 and f.severity == ERROR for f in lint):
+                lint.append(Finding(display, exc.line + 1, exc.col + 1, "yaml-syntax",
+                                    f"not valid YAML: {exc.message}"))
 
     chosen = dialect or (None if syntax_broken else detect.by_content(data)) or name_hint
     if chosen is None and infra_hint == detect.TRIGGER and (syntax_broken or detect.looks_like_trigger(data)):

@@ -36,6 +36,10 @@ def yamllint_findings(path: str, text: str) -> list[Finding]:
         if rule == "yaml-syntax":
             message = message.removeprefix("syntax error: ")
             message = f"not valid YAML: {message}"
+        elif rule == "yaml-undeclared-alias":
+            message = f"{message}: declare the anchor (&name) before using the alias (*name)"
+        elif rule == "yaml-octal":
+            message = f"{message}: YAML 1.1 loaders read it as an octal number; quote it if it is a string"
         elif rule == "yaml-duplicate-key":
             message = f"{message}: YAML loaders keep only one of the values; remove or rename one"
         out.append(Finding(path, problem.line, problem.column, rule, message, severity_of(rule)))
