@@ -278,7 +278,8 @@ class Scheduler:
             return str(raw["id"])
         what = raw.get("script") or " ".join(str(a) for a in ([raw.get("entrypoint")] if raw.get("entrypoint") else [])
                                              + list(raw.get("args") or []))
-        first = str(what).strip().splitlines()[0] if str(what).strip() else raw["name"]
+        lines = [ln for ln in str(what).strip().splitlines() if ln.strip() and not ln.startswith("#!")]
+        first = lines[0] if lines else raw["name"]
         return f"#{s['index']} {first[:60]}"
 
     def run_step(self, s: dict, rec) -> str:
