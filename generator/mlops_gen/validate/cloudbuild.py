@@ -63,7 +63,7 @@ def schema_validator() -> Draft7Validator:
 def check(ctx: Context) -> None:
     data = camel_keys(ctx.data)
     parseable = _check_substitution_values(ctx, data)
-    _check_output_only(ctx, data)
+    _check_structure(ctx, data)
     report_schema_errors(ctx, "gcb-schema", schema_validator().iter_errors(parseable), data)
     strict_parse(ctx, data, parseable)
     _Rules(ctx, data).run()
@@ -90,13 +90,21 @@ def _check_substitution_values(ctx: Context, data: dict) -> dict:
     return {**data, "substitutions": clean}
 
 
-def _check_output_only(ctx: Context, data: dict) -> None:
+def _check_structure(ctx: Context, data: dict) -> None:
     for key in data:
         if key in _OUTPUT_ONLY:
             ctx.report("gcb-schema", key, f"{key!r} is set by Cloud Build when a build runs; remove it from the config")
     steps = data.get("steps")
-    for step in steps if isinstance(steps, list) else []:
-        for key in step if isinstance(step, dict) else []:
+    if "steps" not in data:
+        ctx.report("gcb-schema", (0, 0), "the config has no `steps`; a build needs at least one step")
+    for i, step in enumerate(steps if isinstance(steps, list) else []):
+        if not isinstance(step, dict):
+            continue
+        if "name" not in step:
+            ctx.report("gcb-schema", ["steps", i],
+                       f"steps[{i}] has no `name`: every step names the builder image it runs in (e.g. "
+                       "`name: python:3.11` or `name: gcr.io/google.com/cloudsdktool/cloud-sdk`)")
+        for key in step:
             if key in _STEP_OUTPUT_ONLY:
                 ctx.report("gcb-schema", key, f"{key!r} is set by Cloud Build on each step; remove it")
 
