@@ -3,6 +3,7 @@ a `RepoResult` saying what happened and why."""
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -99,6 +100,8 @@ def _run(job: Job, result: RepoResult) -> None:
             more = f" (+{len(dirty) - 3} more)" if len(dirty) > 3 else ""
             return _skip(result, repo, f"uncommitted changes: {', '.join(dirty[:3])}{more}")
 
+    # The user's tree is what git tracks (ignored files on disk are not part of it, as for copier).
+    tracked = gitops.tracked_paths(repo.path) if repo.is_git else None
     overlay: dict[str, FileEntry | None] = {}      # repository path -> result of earlier units
     outcomes: list[tuple[Unit, UnitResult, Outcome]] = []
     for unit in repo.units:
@@ -119,7 +122,7 @@ def _run(job: Job, result: RepoResult) -> None:
         if old.parsed_version and new.parsed_version and new.parsed_version < old.parsed_version:
             ur.status, ur.reason = "skipped", f"downgrade from {old.commit} to {new.commit} refused"
             continue
-        outcome = _merge_unit(unit, old, new, overlay, job.yaml_merge)
+        outcome = _merge_unit(unit, old, new, overlay, tracked, job.yaml_merge)
         for path, entry in outcome.result.items():
             overlay[unit.repo_path(path)] = entry
         for name, paths in outcome.summary().items():
@@ -129,6 +132,14 @@ def _run(job: Job, result: RepoResult) -> None:
 
     if job.mode != "update" or not overlay:
         return None
+    if job.switch:
+        in_the_way = [p for p, e in overlay.items() if e is not None and p not in tracked
+                      and os.path.lexists(repo.path / p)]
+        if in_the_way:
+            for _, ur, _ in outcomes:
+                ur.status = "skipped"
+                ur.reason = f"ignored file {in_the_way[0]} would be overwritten by the template's (use --no-switch)"
+            return None
     branch = job.branch or f"template-update/{outcomes[0][1].target}"
     if gitops.branch_exists(repo.path, branch):
         for _, ur, _ in outcomes:
@@ -146,8 +157,8 @@ def _run(job: Job, result: RepoResult) -> None:
     return None
 
 
-def _merge_unit(unit: Unit, old: TemplateVersion, new: TemplateVersion,
-                overlay: dict[str, FileEntry | None], yaml_merge: bool) -> Outcome:
+def _merge_unit(unit: Unit, old: TemplateVersion, new: TemplateVersion, overlay: dict[str, FileEntry | None],
+                tracked: set[str] | None, yaml_merge: bool) -> Outcome:
     folder = unit.root.name
     new_render = render(new, folder, unit.answers_relpath, data={}, last_answers=unit.last_answers)
     # copier excludes the new version's exclusions from the old render too, so that a path the
@@ -157,7 +168,9 @@ def _merge_unit(unit: Unit, old: TemplateVersion, new: TemplateVersion,
 
     def read_user(path: str) -> FileEntry | None:
         key = unit.repo_path(path)
-        return overlay[key] if key in overlay else read_entry(unit.root / path)
+        if key in overlay:
+            return overlay[key]
+        return read_entry(unit.root / path) if tracked is None or key in tracked else None
 
     return merge_trees(old_render.files, new_render.files, read_user, answers_relpath=unit.answers_relpath,
                        match_skip=new_render.match_skip, yaml_merge=yaml_merge)

@@ -49,6 +49,10 @@ def dirty_paths(repo: Path) -> list[str]:
     return [line[3:] for line in lines if line.strip()]
 
 
+def tracked_paths(repo: Path) -> set[str]:
+    return set(git(repo, "ls-files", "-z").stdout.decode("utf-8", "surrogateescape").split("\0")) - {""}
+
+
 def branch_exists(repo: Path, branch: str) -> bool:
     return git(repo, "show-ref", "--verify", "-q", f"refs/heads/{branch}", check=False).returncode == 0
 

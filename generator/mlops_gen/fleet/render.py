@@ -97,15 +97,11 @@ class Checkouts:
             return TemplateVersion(url=url, ref=ref, path=location, commit=template.commit or ref,
                                    commit_hash=template.commit_hash or "",
                                    version=str(version) if version else None)
-        except ProcessExecutionError as error:
-            text = f"{error.stderr or ''}{error.stdout or ''}"
-            if "did not match" in text or "unknown revision" in text or "not a valid" in text.lower() \
-                    or "resolve" in text:
+        except (ProcessExecutionError, OSError, ValueError) as error:
+            text = f"{error} {getattr(error, 'stderr', '') or ''}".lower()
+            if any(k in text for k in ("unknown revision", "did not match", "not a valid", "couldn't find remote ref")):
                 return TemplateError(f"template ref {ref!r} not found in {url}")
             return TemplateError(f"cannot check out {url}@{ref}: {_first_line(error)}")
-        except (OSError, ValueError) as error:
-            return TemplateError(f"cannot check out {url}@{ref}: {_first_line(error)}")
-
 
 def _first_line(error: BaseException) -> str:
     text = getattr(error, "stderr", None) or str(error)
@@ -123,13 +119,14 @@ class _RenderWorker(Worker):
         return None
 
 
-_templates: dict[tuple[str, str], Template] = {}
-_envs: dict[tuple[str, str], object] = {}
+# Per process, keyed by the version (its checkout path included: each run has its own checkouts).
+_templates: dict[TemplateVersion, Template] = {}
+_envs: dict[TemplateVersion, object] = {}
 
 
 def template_object(tv: TemplateVersion) -> Template:
     """One copier `Template` per version per process, its properties filled from the checkout."""
-    key = (tv.url, tv.commit_hash)
+    key = tv
     if key not in _templates:
         template = Template(url=tv.url, ref=tv.ref)
         template.__dict__.update(local_abspath=Path(tv.path), vcs="git", commit=tv.commit,
@@ -162,7 +159,7 @@ def render(tv: TemplateVersion, folder_name: str, answers_relpath: str, *, data:
         subproject = Subproject(local_abspath=dst.absolute(), answers_relpath=Path(answers_relpath))
         subproject.__dict__["last_answers"] = copy.deepcopy(last_answers or {})
         worker.__dict__.update(template=template, subproject=subproject)
-        env_key = (tv.url, tv.commit_hash)
+        env_key = tv
         if env_key in _envs:
             worker.__dict__["jinja_env"] = _envs[env_key]
         with worker:

@@ -49,7 +49,7 @@ def table(results: list[RepoResult], mode: str, root: Path | None = None) -> Tab
         t.add_column("drifted files", overflow="fold")
     else:
         t.add_column("+ / ~ / -", justify="right")
-        t.add_column("conflicts / notes", overflow="fold")
+        t.add_column("conflicts / notes")
     for result in sorted(results, key=lambda r: (SEVERITY.index(r.status), r.path)):
         name = result.path
         if root is not None:
@@ -83,8 +83,6 @@ def table(results: list[RepoResult], mode: str, root: Path | None = None) -> Tab
                     notes.append(f"yaml-merged: {_files(unit.yaml_merged)}")
                 if reason:
                     notes.append(reason)
-                if result.branch and number == 0:
-                    notes.append(f"[dim]branch {result.branch}[/]")
                 row += [counts, "; ".join(notes)]
             t.add_row(*row)
     return t
@@ -93,7 +91,11 @@ def table(results: list[RepoResult], mode: str, root: Path | None = None) -> Tab
 def totals(results: list[RepoResult]) -> str:
     counts = Counter(r.status for r in results)
     parts = [f"{counts[s]} {s}" for s in SEVERITY if counts[s]]
-    return f"{len(results)} repositories: " + ", ".join(parts)
+    text = f"{len(results)} repositories: " + ", ".join(parts)
+    branches = Counter(r.branch for r in results if r.branch)
+    for branch, count in sorted(branches.items()):
+        text += f"\ncommitted on branch {branch} in {count} repositor{'y' if count == 1 else 'ies'}"
+    return text
 
 
 def write_json(path: Path, mode: str, target: str | None, results: list[RepoResult], seconds: float) -> None:
