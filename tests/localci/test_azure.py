@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from mlops_gen.localci.azure_expr import Evaluator, ExprError
 
 from .conftest import make_repo

@@ -148,7 +148,8 @@ def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *,
         setup = time.monotonic()
         if use_venv:
             target = variables.get(TARGET_VARIABLE[provider], "local")
-            venv = pyenv.prepare(workspace, provider, target, tmp, reporter.note)
+            venv = pyenv.prepare(workspace, provider, target, tmp, reporter.note,
+                                 ci_text=(workspace / rel).read_text(errors="replace"))
             env = pyenv.python_env(venv, env)
             python = str(venv / "bin" / "python")
         setup = time.monotonic() - setup

@@ -21,6 +21,7 @@ write into a cache shared by other runs nor race with them. So:
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -32,14 +33,14 @@ from mlops_gen import venvs
 TOOL_EXTRAS = ("dev", "test")
 
 
-def base_requirements(workspace: Path, target: str | None) -> list[str]:
+def base_requirements(workspace: Path, target: str | None, extras: list[str] = ()) -> list[str]:
     pyproject = workspace / "pyproject.toml"
     reqs = ["pip", "editables"]
     if not pyproject.exists():
         return reqs
     data = tomllib.loads(pyproject.read_text())
     optional = data.get("project", {}).get("optional-dependencies", {})
-    extras = [e for e in (target, *TOOL_EXTRAS) if e and e in optional]
+    extras = [e for e in dict.fromkeys((target, *TOOL_EXTRAS, *extras)) if e and e in optional]
     reqs += venvs.project_requirements(pyproject, extras)
     reqs += data.get("build-system", {}).get("requires", [])
     # the project itself is never put into the shared environment (it would point at one clone)
@@ -70,14 +71,19 @@ def thin_venv(base: Path, dest: Path) -> Path:
     site = dest / rel if (dest / rel).is_dir() else Path(_purelib(dest / "bin" / "python"))
     base_site = base / rel if (base / rel).is_dir() else Path(_purelib(base / "bin" / "python"))
     (site / "_mlops_gen_ci_base.pth").write_text(f"{base_site}\n")
+    # pip reads sys.prefix/pip.conf: build isolation off ("0" is pip's spelling of off for a
+    # --no-* flag) so the build backend comes from the base environment, offline. A venv the CI
+    # file creates itself elsewhere is not affected.
+    (dest / "pip.conf").write_text("[global]\nno-build-isolation = 0\ndisable-pip-version-check = 1\n")
     thin_python = str(dest / "bin" / "python")
     for script in (base / "bin").iterdir():
         target = dest / "bin" / script.name
-        if target.exists() or script.is_dir() or script.is_symlink():
+        if target.exists() or target.is_symlink() or script.is_dir() or script.is_symlink():
             continue
         try:
             text = script.read_text()
-        except (UnicodeDecodeError, OSError):
+        except (UnicodeDecodeError, OSError):  # a native executable (ruff, uv): used as it is
+            target.symlink_to(script)
             continue
         first, _, rest = text.partition("\n")
         if first.startswith("#!") and "python" in first:
@@ -86,15 +92,44 @@ def thin_venv(base: Path, dest: Path) -> Path:
     return dest
 
 
-def prepare(workspace: Path, provider: str, target: str | None, run_dir: Path, log) -> Path:
-    """Base (cached) + thin (per run) environment for `workspace`; returns the thin one."""
-    reqs = base_requirements(workspace, target)
+_VENV_CMD = re.compile(r"(?:python[\d.]*|\S*/python[\d.]*)\s+-m\s+venv\s+(?:-{1,2}[\w-]+\s+)*([\w./${}()-]+)")
+_EXTRAS = re.compile(r"\.\[([^\]\s]+)\]")
+_TARGET_REFS = re.compile(r"\$\{?_?DEPLOY_TARGET\}?|\$\(deployTarget\)|\$\{\{\s*variables\.deployTarget\s*\}\}")
+
+
+def ci_extras(ci_text: str, target: str | None) -> list[str]:
+    """Extras the CI file installs (`.[a,b,${DEPLOY_TARGET}]`), the target variable resolved."""
+    found: list[str] = []
+    for group in _EXTRAS.findall(ci_text):
+        for extra in _TARGET_REFS.sub(target or "", group).split(","):
+            if extra.strip() and extra.strip() not in found:
+                found.append(extra.strip())
+    return found
+
+
+def ci_venvs(ci_text: str) -> list[str]:
+    """Relative paths of the virtual environments the CI file creates (`python -m venv .venv`)."""
+    return [p for p in dict.fromkeys(_VENV_CMD.findall(ci_text)) if not p.startswith(("/", "$"))]
+
+
+def prepare(workspace: Path, provider: str, target: str | None, run_dir: Path, log, ci_text: str = "") -> Path:
+    """Base (cached) + thin (per run) environment for `workspace`; returns the thin one.
+
+    The base holds the extras the CI file installs. A virtual environment the CI file creates
+    in the workspace (Cloud Build keeps only /workspace between steps, so its files do) is
+    pre-seeded as another thin layer: `python -m venv .venv` then finds it and keeps the layer.
+    """
+    reqs = base_requirements(workspace, target, ci_extras(ci_text, target))
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     key = venvs.key_for(reqs, python)
     cached = (venvs.CACHE_ROOT / f"ci-{provider}-{key}" / ".complete").exists()
     log(f"python environment: {'cached' if cached else 'building'} base ci-{provider}-{key} "
         f"({len(reqs)} requirements)")
     base = venvs.ensure(reqs, label=f"ci-{provider}")
+    for rel in ci_venvs(ci_text):
+        if not (workspace / rel).exists():
+            thin_venv(base, workspace / rel)
+            log(f"{rel}: pre-seeded as a layer over the cached environment")
     return thin_venv(base, run_dir / "venv")
 
 
@@ -103,8 +138,6 @@ def python_env(venv: Path, env: dict[str, str]) -> dict[str, str]:
     env = dict(env)
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"
-    # pip quirk: "0" turns build isolation *off* (the backend comes from the base environment)
-    env["PIP_NO_BUILD_ISOLATION"] = "0"
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env.pop("PYTHONHOME", None)
     return env

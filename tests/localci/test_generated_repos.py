@@ -1,0 +1,69 @@
+"""End to end: a generated repository's own CI file, run locally with the local target.
+
+Slow (installs the generated project's dependencies into the cached per-provider environment
+and runs every stage). The CI files are written by the cloud templates; until a cloud's file
+exists in the template, its test is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+from mlops_gen.localci.command import CI_FILES, ci
+
+from ..helpers import render
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localci-e2e")]
+STAGES = ("train", "gate", "deploy", "smoke")
+
+
+def _generated(tmp_path, cloud: str, **answers):
+    repo = render(tmp_path / f"repo-{cloud}", clouds=[cloud], **answers)
+    if not any((repo / name).exists() for name in CI_FILES[cloud]):
+        pytest.skip(f"the template does not generate {CI_FILES[cloud][0]} yet")
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t",
+                    "commit", "-q", "-m", "generated"], check=True)
+    return repo
+
+
+def _run(repo, cloud):
+    out = CliRunner().invoke(ci, ["run", "--provider", cloud, "--repo", str(repo)], catch_exceptions=False)
+    report = json.loads((repo / ".local-ci" / cloud / "report.json").read_text())
+    return out, report
+
+
+def _text(step: dict) -> str:
+    return f"{step['name']} {step['detail'].get('command', '')}".lower()
+
+
+def _steps_for(report: dict, stage: str) -> list[dict]:
+    return [s for s in report["steps"] if stage in _text(s)]
+
+
+@pytest.mark.parametrize("cloud", sorted(CI_FILES))
+def test_generated_ci_file_passes_end_to_end(tmp_path, cloud):
+    repo = _generated(tmp_path, cloud)
+    out, report = _run(repo, cloud)
+    assert out.exit_code == 0, out.output
+    assert report["status"] == "passed"
+    for stage in STAGES:
+        steps = _steps_for(report, stage)
+        assert steps, f"no {stage} step in {[s['name'] for s in report['steps']]}"
+        assert all(s["status"] == "passed" for s in steps), steps
+
+
+@pytest.mark.parametrize("cloud", sorted(CI_FILES))
+def test_unreachable_gate_fails_at_the_gate_step(tmp_path, cloud):
+    repo = _generated(tmp_path, cloud, metric="accuracy", metric_threshold=0.9999)
+    out, report = _run(repo, cloud)
+    assert out.exit_code == 1, out.output
+    assert report["status"] == "failed"
+    failed = [s for s in report["steps"] if s["status"] == "failed"]
+    assert failed and "gate" in _text(failed[0]), [s["name"] for s in failed]
+    assert not any(s["status"] == "passed" for s in _steps_for(report, "deploy")
+                   if "gate" not in _text(s))
