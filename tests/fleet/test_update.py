@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from mlops_gen.fleet.command import fleet as fleet_cli
 from mlops_gen.fleet.merge import has_markers
+
 from tests.fleet.conftest import USER_EDITS
 from tests.fleet.helpers import copier_update, git, tree
 
@@ -34,7 +34,7 @@ def updated(fleet: Path) -> tuple[Path, int, dict, str]:
 
 
 def test_statuses_and_skip_reasons(updated: tuple) -> None:
-    fleet, code, repos, output = updated
+    _, code, repos, output = updated
     assert code == 1                                  # some repositories were skipped
     for name, reason in SKIPPED.items():
         assert repos[name]["status"] == "skipped", name
@@ -53,7 +53,7 @@ def test_statuses_and_skip_reasons(updated: tuple) -> None:
 
 
 def test_same_trees_as_copier_update(updated: tuple, reference: Path) -> None:
-    fleet, _, repos, _ = updated
+    fleet = updated[0]
     for name in TEXTUAL:
         copier_update(reference / name)
         assert tree(fleet / name) == tree(reference / name), name

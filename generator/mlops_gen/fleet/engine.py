@@ -7,7 +7,6 @@ import os
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from mlops_gen.fleet import gitops
 from mlops_gen.fleet.discover import Repo, Unit

@@ -21,7 +21,7 @@ class GitError(Exception):
 
 def git(repo: Path, *args: str, stdin: bytes | None = None, env: dict | None = None,
         check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True,
+    proc = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, check=False,
                           env={**os.environ, **(env or {})})
     if check and proc.returncode:
         lines = [line for line in proc.stderr.decode(errors="replace").splitlines() if line.strip()]
@@ -58,7 +58,7 @@ def branch_exists(repo: Path, branch: str) -> bool:
 
 
 def valid_branch_name(name: str) -> bool:
-    return subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True).returncode == 0
+    return subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True, check=False).returncode == 0
 
 
 def commit_on_new_branch(repo: Path, base: str, changes: dict[str, FileEntry | None], message: str,

@@ -16,7 +16,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from copier._jinja_ext import SandboxedEnvironment, get_yield_context
 from copier._main import Worker
 from copier._subproject import Subproject
 from copier._template import Template
@@ -121,18 +123,50 @@ class _RenderWorker(Worker):
 
 # Per process, keyed by the version (its checkout path included: each run has its own checkouts).
 _templates: dict[TemplateVersion, Template] = {}
-_envs: dict[TemplateVersion, object] = {}
+_envs: dict[TemplateVersion, SandboxedEnvironment] = {}
 
 
 def template_object(tv: TemplateVersion) -> Template:
     """One copier `Template` per version per process, its properties filled from the checkout."""
-    key = tv
-    if key not in _templates:
+    if tv not in _templates:
         template = Template(url=tv.url, ref=tv.ref)
         template.__dict__.update(local_abspath=Path(tv.path), vcs="git", commit=tv.commit,
                                  commit_hash=tv.commit_hash, version=tv.parsed_version)
-        _templates[key] = template
-    return _templates[key]
+        _templates[tv] = template
+    return _templates[tv]
+
+
+def _shared_env(env: SandboxedEnvironment) -> SandboxedEnvironment:
+    """Make one Worker's Jinja environment reusable by every render of the same version.
+
+    copier compiles every path part, question default and validator with `from_string`, anew
+    for each render (about 500 compilations per render of this repository's template): those
+    are cached by source here. Jinja already caches file templates per environment. copier's
+    `{% yield %}` support resets its per-environment state when a template is compiled; a
+    cached template is not recompiled, so the reset is done on every lookup instead.
+    """
+    compile_string, load_template = env.from_string, env.get_template
+    cache: dict[str, Any] = {}
+
+    def reset_yield() -> None:
+        context = get_yield_context(env)
+        context.yield_name = context.yield_iterable = None
+
+    def from_string(source: Any, globals: Any = None, template_class: Any = None) -> Any:
+        reset_yield()
+        if globals is not None or template_class is not None:
+            return compile_string(source, globals, template_class)
+        if source not in cache:
+            cache[source] = compile_string(source)
+        return cache[source]
+
+    def get_template(name: Any, parent: Any = None, globals: Any = None) -> Any:
+        reset_yield()
+        return load_template(name, parent, globals)
+
+    env.from_string = from_string  # type: ignore[method-assign]
+    env.get_template = get_template  # type: ignore[method-assign]
+    return env
 
 
 @dataclass
@@ -159,12 +193,11 @@ def render(tv: TemplateVersion, folder_name: str, answers_relpath: str, *, data:
         subproject = Subproject(local_abspath=dst.absolute(), answers_relpath=Path(answers_relpath))
         subproject.__dict__["last_answers"] = copy.deepcopy(last_answers or {})
         worker.__dict__.update(template=template, subproject=subproject)
-        env_key = tv
-        if env_key in _envs:
-            worker.__dict__["jinja_env"] = _envs[env_key]
+        if tv not in _envs:
+            _envs[tv] = _shared_env(worker.jinja_env)
+        worker.__dict__["jinja_env"] = _envs[tv]
         with worker:
             worker.run_copy()
-        _envs[env_key] = worker.jinja_env
         return Render(files=read_tree(dst), match_skip=worker.match_skip, exclude=tuple(template.exclude))
 
 

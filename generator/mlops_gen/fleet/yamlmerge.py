@@ -17,12 +17,15 @@ first, then the template's.
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import itertools
 import json
 import re
 from io import StringIO
 from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -51,6 +54,10 @@ def _dump(y: YAML, doc: Any) -> str:
     return buf.getvalue()
 
 
+def _fast_load(text: str) -> Any:
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def _plain(value: Any) -> Any:
     """Comparable data: comments and styles dropped, bools kept apart from ints."""
     if isinstance(value, dict):
@@ -63,6 +70,8 @@ def _plain(value: Any) -> Any:
         return str(value)
     if value is None or isinstance(value, int | float):
         return value
+    if isinstance(value, datetime.date):
+        return ("date", value.isoformat())
     return ("other", repr(value))
 
 
@@ -77,6 +86,29 @@ def _comments(text: str) -> list[str]:
     return [m.group(1).strip() for line in text.splitlines() if (m := _COMMENT.search(line))]
 
 
+def _guess_indent(text: str) -> tuple[int, int, int] | None:
+    """(mapping, sequence, offset) as written in `text`, from its first nested block."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    mapping = sequence = offset = None
+    for parent, child in itertools.pairwise(lines):
+        p_col = len(parent) - len(parent.lstrip())
+        c_col = len(child) - len(child.lstrip())
+        if not parent.rstrip().endswith(":") or c_col < p_col:
+            continue
+        body = child.lstrip()
+        if body.startswith("- ") and sequence is None:
+            offset = c_col - p_col
+            sequence = offset + len(body) - len(body[1:].lstrip())
+        elif not body.startswith("-") and c_col > p_col and mapping is None:
+            mapping = c_col - p_col
+        if mapping is not None and sequence is not None:
+            break
+    if mapping is None and sequence is None:
+        return None
+    mapping = mapping or 2
+    return (mapping, sequence if sequence is not None else mapping, offset or 0)
+
+
 def merge_yaml(old: bytes, user: bytes, new: bytes) -> bytes | None:
     """U with N's changes since O replayed structurally, or None when that is not safe."""
     try:
@@ -84,27 +116,29 @@ def merge_yaml(old: bytes, user: bytes, new: bytes) -> bytes | None:
     except UnicodeDecodeError:
         return None
     explicit = u_text.lstrip().startswith("---")
-    for indent in INDENTS:
+    loader = _yaml(INDENTS[0], explicit)
+    try:
+        # O is only compared with, never written: libyaml reads it (ruamel's round-trip loader is
+        # pure Python and the slow part). Where YAML 1.1 and 1.2 read a scalar differently the
+        # comparison fails closed (a conflict), never open.
+        o_doc = _fast_load(o_text)
+        u_doc, n_doc = loader.load(u_text), loader.load(n_text)
+    except Exception:  # noqa: BLE001 - any parse problem means: no structural merge
+        return None
+    if not (isinstance(o_doc, dict) and isinstance(u_doc, CommentedMap) and isinstance(n_doc, CommentedMap)):
+        return None
+    guess = _guess_indent(u_text)
+    for indent in dict.fromkeys(((guess,) if guess else ()) + INDENTS):
         y = _yaml(indent, explicit)
         try:
-            u_doc = y.load(u_text)
             if _dump(y, u_doc) != u_text:
                 continue
-            o_doc, n_doc = y.load(o_text), y.load(n_text)
-        except Exception:  # noqa: BLE001 - any parse problem means: no structural merge
-            return None
-        if not all(isinstance(d, CommentedMap) for d in (o_doc, u_doc, n_doc)):
-            return None
-        expected = None
-        try:
             merged = _merge(o_doc, u_doc, n_doc)
             expected = _plain(merged)
             text = _dump(y, merged)
-        except Conflict:
+        except Exception:  # noqa: BLE001 - a Conflict, or ruamel cannot lay it out: keep the textual result
             return None
-        except Exception:  # noqa: BLE001 - ruamel could not lay it out: keep the textual result
-            return None
-        if _plain(YAML(typ="safe").load(text)) != expected:
+        if _plain(_fast_load(text)) != expected:
             return None
         own_comments = set(_comments(u_text)) - set(_comments(o_text))
         if not own_comments <= set(_comments(text)):
