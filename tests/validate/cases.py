@@ -56,20 +56,20 @@ CASES = [
      "jobs:\n  - job: a\n    steps: [{script: echo}]\n  - job: A\n    steps: [{script: echo}]\n",
      "jobs:\n  - job: a\n    steps: [{script: echo}]\n  - job: b\n    steps: [{script: echo}]\n", 4),
     ("az-depends-on", AZ,
-     "stages:\n  - stage: build\n    jobs: [{job: a, steps: [{script: echo}]}]\n  - stage: deploy\n"
-     "    dependsOn: biuld\n    jobs: [{job: a, steps: [{script: echo}]}]\n",
-     "stages:\n  - stage: build\n    jobs: [{job: a, steps: [{script: echo}]}]\n  - stage: deploy\n"
-     "    dependsOn: build\n    jobs: [{job: a, steps: [{script: echo}]}]\n", 5),
+     ("stages:\n  - stage: build\n    jobs: [{job: a, steps: [{script: echo}]}]\n  - stage: deploy\n"
+     "    dependsOn: biuld\n    jobs: [{job: a, steps: [{script: echo}]}]\n"),
+     ("stages:\n  - stage: build\n    jobs: [{job: a, steps: [{script: echo}]}]\n  - stage: deploy\n"
+     "    dependsOn: build\n    jobs: [{job: a, steps: [{script: echo}]}]\n"), 5),
     ("az-deployment-environment", AZ,
-     "jobs:\n  - deployment: ship\n    strategy:\n      runOnce:\n        deploy:\n          steps:\n"
-     "            - script: echo\n",
-     "jobs:\n  - deployment: ship\n    environment: prod\n    strategy:\n      runOnce:\n        deploy:\n"
-     "          steps:\n            - script: echo\n", 2),
+     ("jobs:\n  - deployment: ship\n    strategy:\n      runOnce:\n        deploy:\n          steps:\n"
+     "            - script: echo\n"),
+     ("jobs:\n  - deployment: ship\n    environment: prod\n    strategy:\n      runOnce:\n        deploy:\n"
+     "          steps:\n            - script: echo\n"), 2),
     ("az-deployment-checkout", AZ,
-     "jobs:\n  - deployment: ship\n    environment: prod\n    strategy:\n      runOnce:\n        deploy:\n"
-     "          steps:\n            - script: python -m pkg deploy\n",
-     "jobs:\n  - deployment: ship\n    environment: prod\n    strategy:\n      runOnce:\n        deploy:\n"
-     "          steps:\n            - checkout: self\n            - script: python -m pkg deploy\n", 8),
+     ("jobs:\n  - deployment: ship\n    environment: prod\n    strategy:\n      runOnce:\n        deploy:\n"
+     "          steps:\n            - script: python -m pkg deploy\n"),
+     ("jobs:\n  - deployment: ship\n    environment: prod\n    strategy:\n      runOnce:\n        deploy:\n"
+     "          steps:\n            - checkout: self\n            - script: python -m pkg deploy\n"), 8),
     ("az-continue-on-error", AZ, "steps:\n  - script: make test\n    continueOnError: true\n",
      "steps:\n  - script: make test\n    continueOnError: false\n", 3),
     ("az-condition", AZ, "steps:\n  - script: echo\n    condition: and(succeeded(), eq(variables.x, 'a')\n",
@@ -97,16 +97,16 @@ CASES = [
     ("gcb-duplicate-id", GCB, "steps:\n  - name: ubuntu\n    id: a\n  - name: ubuntu\n    id: a\n",
      "steps:\n  - name: ubuntu\n    id: a\n  - name: ubuntu\n    id: b\n", 5),
     ("gcb-secret-env", GCB, "steps:\n  - name: ubuntu\n    secretEnv: [TOKEN]\n",
-     "steps:\n  - name: ubuntu\n    secretEnv: [TOKEN]\navailableSecrets:\n  secretManager:\n"
-     "    - versionName: projects/p/secrets/t/versions/latest\n      env: TOKEN\n", 3),
+     ("steps:\n  - name: ubuntu\n    secretEnv: [TOKEN]\navailableSecrets:\n  secretManager:\n"
+     "    - versionName: projects/p/secrets/t/versions/latest\n      env: TOKEN\n"), 3),
     ("gcb-gcr-io", GCB, "steps:\n  - name: ubuntu\nimages:\n  - gcr.io/$PROJECT_ID/app\n",
      "steps:\n  - name: ubuntu\nimages:\n  - europe-docker.pkg.dev/$PROJECT_ID/repo/app\n", 4),
     # ---- infra
     ("gcb-trigger", "infra/gcp/trigger.yaml", "name: main\nfilename: cloudbuild.yaml\nbranch: main\n",
      "name: main\nfilename: cloudbuild.yaml\ngithub:\n  owner: me\n  name: repo\n  push:\n    branch: ^main$\n", 3),
     ("cfn-E3002", "infra/aws/stack.yaml",
-     "AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  B:\n    Type: AWS::S3::Bucket\n    Properties:\n"
-     "      BucketNam: x\n",
-     "AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  B:\n    Type: AWS::S3::Bucket\n    Properties:\n"
-     "      BucketName: my-bucket-name\n", 6),
+     ("AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  B:\n    Type: AWS::S3::Bucket\n    Properties:\n"
+     "      BucketNam: x\n"),
+     ("AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  B:\n    Type: AWS::S3::Bucket\n    Properties:\n"
+     "      BucketName: my-bucket-name\n"), 6),
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +13,8 @@ from mlops_gen.validate.context import Context, Options
 from mlops_gen.validate.findings import ERROR, Finding, sort_findings
 from mlops_gen.validate.yamllayer import yamllint_findings
 from mlops_gen.validate.yamlpos import YamlError, load
+
+PARALLEL_MIN_FILES = 40  # below this, forking workers costs more than it saves
 
 
 @dataclass
@@ -69,18 +74,17 @@ def check_file(path: Path, options: Options, result: Result, *, explicit: bool, 
     if not explicit and not (name_hint or infra_hint) and not detect.might_be_ci(text):
         return
 
-    lint = yamllint_findings(display, text)
-    syntax_broken = any(f.rule == "yaml-syntax" for f in lint)
     data = None
-    if not syntax_broken:
-        try:
-            data = load(text)
-        except YamlError as exc:
-            syntax_broken = True
-            # yamllint may already explain this line (e.g. an undeclared alias)
-            if not any(f.line == exc.line + 1 and f.severity == ERROR for f in lint):
-                lint.append(Finding(display, exc.line + 1, exc.col + 1, "yaml-syntax",
-                                    f"not valid YAML: {exc.message}"))
+    yaml_error = None
+    try:
+        data = load(text)
+    except YamlError as exc:
+        yaml_error = exc
+    lint = yamllint_findings(display, text, parsed=yaml_error is None)
+    syntax_broken = yaml_error is not None
+    if yaml_error is not None and not any(f.severity == ERROR for f in lint):
+        lint.append(Finding(display, yaml_error.line + 1, yaml_error.col + 1, "yaml-syntax",
+                            f"not valid YAML: {yaml_error.message}"))
 
     chosen = dialect or (None if syntax_broken else detect.by_content(data)) or name_hint
     if chosen is None and infra_hint == detect.TRIGGER and (syntax_broken or detect.looks_like_trigger(data)):
@@ -106,16 +110,53 @@ def check_file(path: Path, options: Options, result: Result, *, explicit: bool, 
     result.findings.extend(ctx.findings)
 
 
-def validate_paths(paths: list[Path], options: Options, dialect: str | None = None) -> Result:
-    """`dialect` forces the dialect of files named explicitly; files found in folders are detected."""
+def _check_chunk(tasks: list[tuple[Path, bool, str | None]], options: Options) -> Result:
     result = Result()
+    for path, explicit, dialect in tasks:
+        check_file(path, options, result, explicit=explicit, dialect=dialect)
+    return result
+
+
+def _warm_up() -> None:
+    from mlops_gen.validate import azure, azure_schema, buildspec, cloudbuild  # noqa: F401
+
+    azure_schema.validator()
+    azure_schema.task_branches()
+    buildspec.validator()
+    cloudbuild.schema_validator()
+
+
+def _workers(n_files: int) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, n_files // PARALLEL_MIN_FILES))
+
+
+def validate_paths(paths: list[Path], options: Options, dialect: str | None = None) -> Result:
+    """`dialect` forces the dialect of files named explicitly; files found in folders are detected.
+
+    Many files (hundreds of repos in one call) are spread over the CPUs with forked workers."""
+    result = Result()
+    tasks: list[tuple[Path, bool, str | None]] = []
     for path in paths:
         if path.is_dir():
-            for file in detect.walk(path):
-                check_file(file, options, result, explicit=False)
+            tasks.extend((file, False, None) for file in detect.walk(path))
         elif path.exists():
-            check_file(path, options, result, explicit=True, dialect=dialect)
+            tasks.append((path, True, dialect))
         else:
             result.unreadable.append(f"{path}: no such file or directory")
+    workers = _workers(len(tasks))
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _warm_up()  # load schemas once, before forking, instead of once per worker
+        chunks = [tasks[i::workers] for i in range(workers)]
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            parts = list(pool.map(_check_chunk, chunks, [options] * workers))
+    else:
+        parts = [_check_chunk(tasks, options)]
+    for part in parts:
+        result.findings.extend(part.findings)
+        result.files.extend(part.files)
+        result.unreadable.extend(part.unreadable)
+    result.files.sort()
     result.findings = sort_findings(result.findings)
     return result

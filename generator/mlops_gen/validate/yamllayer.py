@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib.resources import files
 
@@ -24,11 +25,20 @@ def yamllint_config():
     return YamlLintConfig(files("mlops_gen.validate").joinpath("data/yamllint.yaml").read_text())
 
 
-def yamllint_findings(path: str, text: str) -> list[Finding]:
+def yamllint_findings(path: str, text: str, parsed: bool) -> list[Finding]:
+    """yamllint's findings. When the file already `parsed` (ruamel succeeded), yamllint's own second
+    full parse for syntax errors is skipped and only its rules run: same findings, a third less work."""
     from yamllint import linter
 
+    if parsed:
+        first_line = text.split("\n", 1)[0]
+        if re.match(r"^#\s*yamllint disable-file\s*$", first_line):
+            return []
+        problems = linter.get_cosmetic_problems(text, yamllint_config(), None)
+    else:
+        problems = linter.run(text, yamllint_config())
     out = []
-    for problem in linter.run(text, yamllint_config()):
+    for problem in problems:
         rule = _RULE_IDS.get(problem.rule)
         if rule is None:
             continue
