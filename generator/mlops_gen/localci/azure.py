@@ -245,6 +245,7 @@ class Runner:
             "Build.ArtifactStagingDirectory": str(tmp / "a"),
             "Build.StagingDirectory": str(tmp / "a"),
             "Build.BinariesDirectory": str(tmp / "b"),
+            "System.ArtifactsDirectory": str(tmp / "a"),
             "Common.TestResultsDirectory": str(tmp / "TestResults"),
             "System.DefaultWorkingDirectory": ws,
             "System.TeamProject": "local",
@@ -675,8 +676,7 @@ class Runner:
 
     def _task_downloadbuildartifacts(self, s, inputs, step, jvars, state, timeout, workdir):
         return self._download(s, inputs.get("artifactName") or "",
-                              inputs.get("downloadPath") or jvars["System.ArtifactsDirectory"]
-                              if "System.ArtifactsDirectory" in jvars else jvars["Build.ArtifactStagingDirectory"])
+                              inputs.get("downloadPath") or jvars["System.ArtifactsDirectory"])
 
     def _download(self, s, artifact: str, target: str) -> tuple[str, str]:
         root = self.ctx.out_dir / "artifacts"

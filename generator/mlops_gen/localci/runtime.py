@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -103,8 +105,6 @@ def run_logged(argv: list[str], *, cwd: Path, env: dict[str, str], step: Step, r
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    import os
-    import signal
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         time.sleep(1)
