@@ -1,0 +1,182 @@
+"""Azure: the rendered azure-pipelines.yml (vendored Microsoft schema, id rules, thin-sequencer rules),
+infra/azure/setup.sh against a fake az CLI, and the generated repo's own offline Azure tests
+(SDK v2, and the legacy v1 option) in cached venvs."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import project_python, render, run_generated_tests
+
+BIN = Path(sys.executable).parent
+ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TASKS = {"UsePythonVersion@0", "Cache@2", "PublishTestResults@2", "AzureCLI@2",
+         "PublishPipelineArtifact@1", "DownloadPipelineArtifact@2"}
+STAGES = ["Test", "Train", "Register", "DeployStaging", "DeployProd"]
+
+
+@pytest.fixture(scope="module")
+def v2(tmp_path_factory) -> Path:
+    return render(tmp_path_factory.mktemp("az") / "repo", clouds=["azure"])
+
+
+@pytest.fixture(scope="module")
+def v1(tmp_path_factory) -> Path:
+    return render(tmp_path_factory.mktemp("az1") / "repo", clouds=["azure"], azure_ml_sdk="v1")
+
+
+def _pipeline(repo: Path) -> dict:
+    return yaml.safe_load((repo / "azure-pipelines.yml").read_text())
+
+
+def _jobs(pipeline: dict):
+    for stage in pipeline["stages"]:
+        for job in stage["jobs"]:
+            yield stage, job
+
+
+def _steps(job: dict) -> list[dict]:
+    return job.get("steps") or job["strategy"]["runOnce"]["deploy"]["steps"]
+
+
+def _check_schema(path: Path) -> None:
+    run = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.azure-pipelines", "--regex-variant", "python",
+         "--data-transform", "azure-pipelines", str(path)],
+        check=False, capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("flavour", ["v2", "v1"])
+def test_pipeline_passes_the_vendored_schema_and_validate(flavour: str, request) -> None:
+    repo = request.getfixturevalue(flavour)
+    _check_schema(repo / "azure-pipelines.yml")
+    run = subprocess.run([str(BIN / "mlops-gen"), "validate", "--strict", str(repo / "azure-pipelines.yml")],
+                         check=False, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_pipeline_shape_ids_and_thin_steps(v2: Path) -> None:
+    pipeline = _pipeline(v2)
+    assert pipeline["trigger"]["branches"]["include"] == ["main"]
+    assert pipeline["pr"]["branches"]["include"] == ["main"]
+    assert pipeline["variables"]["deployTarget"] == "azure"
+    assert [s["stage"] for s in pipeline["stages"]] == STAGES
+    text = (v2 / "azure-pipelines.yml").read_text()
+    assert "continueOnError" not in text and "|| true" not in text
+    for stage, job in _jobs(pipeline):
+        assert ID.match(stage["stage"]) and ID.match(job.get("job") or job["deployment"])
+        for step in _steps(job):
+            if "task" in step:
+                assert step["task"] in TASKS, step["task"]
+            if step.get("task") == "AzureCLI@2":
+                inputs = step["inputs"]
+                assert inputs["scriptType"] == "bash" and inputs["scriptLocation"] == "inlineScript"
+                assert inputs["azureSubscription"] == "${{ variables.serviceConnection }}"
+            script = step.get("script") or step.get("bash") or step.get("inputs", {}).get("inlineScript")
+            if script:
+                assert script.startswith("set -euo pipefail\n"), script
+                for line in script.splitlines():
+                    if line.startswith("python -m my_ml_project "):
+                        assert '--target "$(deployTarget)"' in line, line
+                    if "pip install -e" in line:
+                        assert "$(deployTarget)" in line
+    deployments = {job["deployment"]: job for _, job in _jobs(pipeline) if "deployment" in job}
+    assert deployments["DeployStaging"]["environment"] == "my-ml-project-staging"
+    assert deployments["DeployProd"]["environment"] == "my-ml-project-prod"
+    for job in deployments.values():
+        assert {"checkout": "self"} in _steps(job)
+    prod = pipeline["stages"][-1]
+    assert prod["condition"] == "and(succeeded(), eq(variables.isMain, true))"
+    assert "refs/heads/main" in pipeline["variables"]["isMain"]
+    published = [s["inputs"]["artifact"] for _, j in _jobs(pipeline) for s in _steps(j)
+                 if s.get("task") == "PublishPipelineArtifact@1"]
+    downloaded = [s["inputs"]["artifactName"] for _, j in _jobs(pipeline) for s in _steps(j)
+                  if s.get("task") == "DownloadPipelineArtifact@2"]
+    assert published == ["trained", "registered"] and set(downloaded) <= set(published)
+
+
+def test_hostile_answers_still_give_a_valid_pipeline(tmp_path: Path) -> None:
+    repo = render(tmp_path / "repo", clouds=["azure"], project_name="2024 O'Brien: \"ML\" #1 & co",
+                  default_branch="release/v1.2", python_version="3.12")
+    pipeline = _pipeline(repo)
+    assert pipeline["trigger"]["branches"]["include"] == ["release/v1.2"]
+    assert pipeline["variables"]["pythonVersion"] == "3.12"
+    _check_schema(repo / "azure-pipelines.yml")
+    mlops = yaml.safe_load((repo / "mlops.yaml").read_text())
+    for settings in mlops["azure"]["deployments"].values():
+        assert re.match(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$", settings["endpoint"])
+    subprocess.run(["bash", "-n", str(repo / "infra" / "azure" / "setup.sh")], check=True)
+
+
+FAKE_AZ = r"""#!/usr/bin/env bash
+# A stand-in for the az CLI: logs every call, answers the queries setup.sh makes.
+echo "az $*" >> "$AZ_LOG"
+case "$*" in
+  "account show --query id -o tsv") echo 00000000-0000-0000-0000-000000000001 ;;
+  "account show --query name -o tsv") echo my-subscription ;;
+  "account show --query tenantId -o tsv") echo 00000000-0000-0000-0000-000000000002 ;;
+  "ml workspace show"*"--query id"*) echo /subscriptions/x/resourceGroups/rg/workspaces/ws ;;
+  "ml workspace show"*|"ml compute show"*) exit 1 ;;
+  "identity show"*clientId*) echo client-id ;;
+  "identity show"*principalId*) echo principal-id ;;
+  "devops service-endpoint list"*) echo "" ;;
+  "devops service-endpoint create"*) grep -q WorkloadIdentityFederation "${@: -5:1}" && echo conn-id ;;
+  "devops service-endpoint show"*Issuer*) echo https://vstoken.dev.azure.com/org ;;
+  "devops service-endpoint show"*Subject*) echo sc://org/project/conn ;;
+  "devops invoke"*"--http-method GET"*)
+    name="$(printf '%s' "$*" | grep -o "name=='[^']*'" | cut -d"'" -f2)"
+    if [ -f "$AZ_LOG.env.$name" ]; then echo "env-$name"; fi ;;
+  "devops invoke"*environments*"--http-method POST"*)
+    touch "$AZ_LOG.env.$(grep -o '"name": "[^"]*"' "${@: -3:1}" | cut -d'"' -f4)" ;;
+  "pipelines list"*) if [ -f "$AZ_LOG.pipeline" ]; then echo 42; fi ;;
+  "pipelines create"*) touch "$AZ_LOG.pipeline" ;;
+  "devops user show"*) echo user-id ;;
+esac
+exit 0
+"""
+
+
+def test_setup_script_against_a_fake_az(v2: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "bin" / "az"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_AZ)
+    fake.chmod(0o755)
+    log = tmp_path / "az.log"
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}", "AZ_LOG": str(log),
+           "ORG": "https://dev.azure.com/contoso", "PROJECT": "ml", "REPO": "my-ml-project", "APPROVER": "a@b.c"}
+    run = subprocess.run(["bash", str(v2 / "infra" / "azure" / "setup.sh")], check=False, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    calls = log.read_text().splitlines()
+    assert any(c.startswith("az ml workspace create --name mlw-my-ml-project") for c in calls)
+    assert any(c.startswith("az ml compute create --name cpu-cluster") for c in calls)
+    assert any("role assignment create" in c and "AzureML Data Scientist" in c for c in calls)
+    assert any(c.startswith("az devops service-endpoint create") for c in calls)
+    assert any("federated-credential create" in c and "sc://org/project/conn" in c for c in calls)
+    assert sum("--http-method POST" in c and "environments" in c for c in calls) == 2
+    assert any(c.startswith("az pipelines create --name my-ml-project") for c in calls)
+    assert any("PipelinesChecks" in c for c in calls)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("azure-generated")
+@pytest.mark.parametrize("flavour,label", [("v2", "azure"), ("v1", "azure-v1")])
+def test_generated_repo_passes_its_own_tests(flavour: str, label: str, request) -> None:
+    repo = request.getfixturevalue(flavour)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    python = project_python(repo, ["local", "dev", "azure"], label=label)
+    # Only the Azure tests: the rest of the generated suite is the foundation's, tested there.
+    tests = "tests/test_azure_v1.py" if flavour == "v1" else "tests/test_azure.py"
+    run = run_generated_tests(repo, python, "-W", "ignore", tests)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+    summary = run.stdout.strip().splitlines()[-1]
+    assert "passed" in summary and "skipped" not in summary and "deselected" not in summary, summary
