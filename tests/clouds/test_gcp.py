@@ -1,0 +1,225 @@
+"""Google Cloud: the rendered cloudbuild.yaml, cloudbuild.prod.yaml and Cloud Build triggers parse
+strictly into Google's own message types (google-cloud-build's Build and BuildTrigger), pass
+check-jsonschema's vendored Cloud Build schema and `mlops-gen validate`, follow the substitution and
+thin-sequencer rules; infra/gcp/setup.sh runs against a fake gcloud; and the generated repo's own
+offline Vertex AI tests (KFP compile, recording fake API) pass in a cached venv."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from google.cloud.devtools.cloudbuild_v1 import Build, BuildTrigger
+from google.protobuf import json_format
+
+from tests.helpers import project_python, render, run_generated_tests
+
+BIN = Path(sys.executable).parent
+BUILD_FILES = ("cloudbuild.yaml", "cloudbuild.prod.yaml")
+TRIGGERS = ("pull-request", "staging", "prod")
+# Substitutions Cloud Build defines itself (https://cloud.google.com/build/docs/configuring-builds/substitute-variable-values)
+BUILT_IN = {"PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION", "TRIGGER_NAME", "COMMIT_SHA", "REVISION_ID",
+            "SHORT_SHA", "REPO_NAME", "REPO_FULL_NAME", "BRANCH_NAME", "TAG_NAME", "REF_NAME",
+            "TRIGGER_BUILD_CONFIG_PATH", "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT"}
+REFERENCE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z_][A-Za-z0-9_]*))")
+PINNED_PYTHON = re.compile(r"^python:3\.1[12]\.\d+-slim(-bookworm)?$")
+STAGES = ["train", "evaluate", "gate", "register", "deploy", "smoke"]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    return render(tmp_path_factory.mktemp("gcp") / "repo", clouds=["gcp"])
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory) -> Path:
+    """Answers that stress quoting and naming: digits first, quotes, another region and Python."""
+    return render(tmp_path_factory.mktemp("gcp-odd") / "repo", clouds=["gcp", "aws"],
+                  project_name='2024 "Fraud" Model: v2', package_name="fraud_model", python_version="3.12",
+                  gcp_region="europe-west4", gcp_project_id="fraud-prj-42", default_branch="release/2.x",
+                  gcp_github_owner="acme-ml", gcp_github_repo="fraud.model")
+
+
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def _strings(node):
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def _references(build: dict) -> set[str]:
+    found = set()
+    for text in _strings({k: v for k, v in build.items() if k != "substitutions"}):
+        for braced, bare in REFERENCE.findall(text):
+            found.add(braced or bare)
+    return found
+
+
+@pytest.mark.parametrize("name", BUILD_FILES)
+@pytest.mark.parametrize("which", ["repo", "odd"])
+def test_build_files_parse_strictly_and_pass_the_vendored_schema(which: str, name: str, request) -> None:
+    path = request.getfixturevalue(which) / name
+    json_format.ParseDict(_load(path), Build.pb(Build()))  # unknown field or bad enum/duration -> error
+    run = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.cloudbuild", str(path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("which", ["repo", "odd"])
+def test_trigger_files_parse_strictly_into_build_trigger(which: str, request) -> None:
+    repo = request.getfixturevalue(which)
+    for trigger in TRIGGERS:
+        data = _load(repo / "infra" / "gcp" / "triggers" / f"{trigger}.yaml")
+        message = json_format.ParseDict(data, BuildTrigger.pb(BuildTrigger()))
+        assert re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{0,63}", message.name), message.name
+        assert (repo / message.filename).is_file()
+        assert re.fullmatch(r"projects/[a-z0-9-]+/serviceAccounts/cloudbuild-runner@[a-z0-9-]+\.iam\.gserviceaccount\.com",
+                            message.service_account)
+        build = _load(repo / message.filename)
+        assert set(message.substitutions) <= set(build["substitutions"]), trigger
+
+
+def test_mlops_gen_validate_accepts_the_gcp_files(repo: Path) -> None:
+    files = [str(repo / n) for n in BUILD_FILES]
+    run = subprocess.run([str(BIN / "mlops-gen"), "validate", "--strict", *files], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("name", BUILD_FILES)
+def test_substitutions_are_defined_used_and_well_named(repo: Path, name: str) -> None:
+    build = _load(repo / name)
+    defined, used = set(build["substitutions"]), _references(build)
+    assert all(re.fullmatch(r"_[A-Z0-9_]+", s) for s in defined), defined
+    user = {u for u in used if u.startswith("_")}
+    assert user == defined, f"used but undefined: {user - defined}; defined but unused: {defined - user}"
+    assert used - user <= BUILT_IN, used - user - BUILT_IN
+    assert build["substitutions"]["_DEPLOY_TARGET"] == "gcp"
+    options = build["options"]
+    assert options["substitutionOption"] == "MUST_MATCH" and options["logging"] == "CLOUD_LOGGING_ONLY"
+    assert re.fullmatch(r"\d+s", build["timeout"])
+
+
+@pytest.mark.parametrize("name", BUILD_FILES)
+def test_steps_are_thin_pinned_and_fail_loudly(repo: Path, name: str) -> None:
+    build = _load(repo / name)
+    text = (repo / name).read_text()
+    assert "|| true" not in text and "gcr.io" not in text and "kaniko" not in text and "allowFailure" not in text
+    ids = [s["id"] for s in build["steps"]]
+    assert len(ids) == len(set(ids))
+    for index, step in enumerate(build["steps"]):
+        assert PINNED_PYTHON.match(step["name"]), step["name"]
+        assert set(step["waitFor"]) <= set(ids[:index]) | {"-"}, step["id"]
+        if step["entrypoint"] == "bash":
+            script = step["args"][-1]
+            assert script.startswith("set -euo pipefail\n"), step["id"]
+            assert '".[${_DEPLOY_TARGET}' in script and "python -m venv .venv" in script
+        else:  # every other step is the workspace venv's Python running a module
+            assert step["entrypoint"] == ".venv/bin/python" and step["args"][0] == "-m", step["id"]
+    for step in build["steps"]:
+        if step["args"][1:2] == ["my_ml_project"]:
+            assert step["args"][2] == step["id"]
+            assert step["args"][3:5] == ["--target", "${_DEPLOY_TARGET}"]
+
+
+def test_staging_build_order_and_parallel_checks(repo: Path) -> None:
+    build = _load(repo / "cloudbuild.yaml")
+    steps = {s["id"]: s for s in build["steps"]}
+    assert steps["lint"]["waitFor"] == steps["unit-tests"]["waitFor"] == ["install"]  # side by side
+    assert steps["lint"]["args"][:3] == ["-m", "ruff", "check"]
+    assert steps["unit-tests"]["args"][:2] == ["-m", "pytest"]
+    assert sorted(steps["train"]["waitFor"]) == ["lint", "unit-tests"]
+    for before, after in zip(STAGES, STAGES[1:]):
+        assert steps[after]["waitFor"] == [before]
+    assert [s["id"] for s in build["steps"]][-6:] == STAGES
+    # the test step runs the offline tests of every cloud, so it installs their extras too
+    assert '".[${_DEPLOY_TARGET},dev,gcp]"' in steps["install"]["args"][-1]
+    objects = build["artifacts"]["objects"]
+    assert objects["location"].startswith("gs://${_ARTIFACTS_BUCKET}/")
+    assert {"artifacts/metrics.json", "artifacts/model/model.joblib"} <= set(objects["paths"])
+    assert "COMMIT_SHA=${COMMIT_SHA}" in build["options"]["env"]
+
+
+def test_prod_build_promotes_deploys_and_smokes_without_training(repo: Path) -> None:
+    build = _load(repo / "cloudbuild.prod.yaml")
+    assert [s["id"] for s in build["steps"]] == ["install", "promote", "deploy", "smoke"]
+    assert build["substitutions"]["_ENV"] == "prod"
+    promote = build["steps"][1]["args"]
+    assert promote[promote.index("--to") + 1] == "${_ENV}"
+
+
+def test_triggers_wire_commits_tags_and_pull_requests(repo: Path, odd: Path) -> None:
+    triggers = {t: _load(repo / "infra" / "gcp" / "triggers" / f"{t}.yaml") for t in TRIGGERS}
+    assert triggers["staging"]["github"]["push"]["branch"] == "^main$"
+    assert triggers["staging"]["filename"] == "cloudbuild.yaml"
+    assert triggers["prod"]["approvalConfig"] == {"approvalRequired": True}
+    assert triggers["prod"]["filename"] == "cloudbuild.prod.yaml"
+    assert re.fullmatch(triggers["prod"]["github"]["push"]["tag"], "v1.2.3")
+    assert triggers["pull-request"]["substitutions"]["_DEPLOY_TARGET"] == "local"
+    assert "approvalConfig" not in triggers["staging"]
+    staging = _load(odd / "infra" / "gcp" / "triggers" / "staging.yaml")
+    assert re.fullmatch(staging["github"]["push"]["branch"], "release/2.x")
+    assert not re.fullmatch(staging["github"]["push"]["branch"], "releaseX2.x")
+    assert staging["name"].startswith("t-2024-fraud-model")
+    assert (staging["github"]["owner"], staging["github"]["name"]) == ("acme-ml", "fraud.model")
+
+
+def test_config_and_serving_image_follow_the_answers(odd: Path) -> None:
+    gcp = _load(odd / "mlops.yaml")["gcp"]
+    assert gcp["serving_image"] == "europe-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-6:latest"
+    assert gcp["component_image"] == "python:3.12-slim"
+    assert gcp["service_account"] == "vertex-runner@fraud-prj-42.iam.gserviceaccount.com"
+    assert _load(odd / "cloudbuild.yaml")["steps"][0]["name"].startswith("python:3.12.")
+
+
+def test_setup_script_against_a_fake_gcloud(repo: Path, tmp_path: Path) -> None:
+    script = repo / "infra" / "gcp" / "setup.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    log = tmp_path / "calls.log"
+    fake = tmp_path / "bin" / "gcloud"
+    fake.parent.mkdir()
+    # `describe` says "not found" so that every resource is created; everything else succeeds.
+    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n[[ " $* " == *" describe "* ]] && exit 1\nexit 0\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    calls = log.read_text().splitlines()
+    assert any(c.startswith("storage buckets create gs://my-ml-project-ml-mlops") for c in calls)
+    assert sum(c.startswith("iam service-accounts create") for c in calls) == 2
+    imported = [c for c in calls if c.startswith("builds triggers import")]
+    assert len(imported) == 3 and all(os.path.isfile(c.split("--source ")[1]) for c in imported)
+    roles = " ".join(c for c in calls if "add-iam-policy-binding" in c)
+    assert "roles/owner" not in roles and "roles/editor" not in roles
+    assert "roles/iam.serviceAccountUser" in roles
+    assert not any("keys create" in c for c in calls)  # keyless
+    failing = tmp_path / "bin" / "gcloud"
+    failing.write_text("#!/usr/bin/env bash\nexit 3\n")
+    assert subprocess.run(["bash", str(script)], env=env, capture_output=True).returncode != 0
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("gcp-generated")
+def test_generated_repo_passes_its_own_tests(repo: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    python = project_python(repo, ["local", "dev", "gcp"], label="gcp")
+    run = run_generated_tests(repo, python, "-W", "ignore")
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+    summary = run.stdout.strip().splitlines()[-1]
+    assert "passed" in summary and "skipped" not in summary, summary
+    listed = subprocess.run([str(python), "-m", "pytest", "--collect-only", "-q", "tests/test_gcp.py"], cwd=repo,
+                            env={**os.environ, "PYTHONPATH": str(repo / "src")}, capture_output=True, text=True)
+    assert "test_register_deploy_smoke_promote_rollback" in listed.stdout
+    assert "test_pipeline_compiles_with_kfp" in listed.stdout
