@@ -15,6 +15,7 @@ from typing import Any
 from jsonschema.exceptions import ValidationError
 
 from mlops_gen.validate.context import Context
+from mlops_gen.validate.yamlpos import locate
 
 _TYPE_NAMES = {
     "object": "a mapping",
@@ -148,8 +149,6 @@ def message_for(error: ValidationError, label: str = "") -> tuple[list[Any], str
 
 def report_schema_errors(ctx: Context, rule: str, errors: Iterable[ValidationError], data: Any = None) -> None:
     """Report each leaf error; `data` is the validated instance when it is not ctx.data."""
-    from mlops_gen.validate.yamlpos import locate
-
     root = ctx.data if data is None else data
     for error in errors:
         for leaf in leaf_errors(error):
