@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from mlops_gen.fleet.render import FileEntry
+from mlops_gen.fleet.render import SCRATCH, FileEntry
 
 FALLBACK_IDENTITY = {"GIT_AUTHOR_NAME": "mlops-gen fleet", "GIT_AUTHOR_EMAIL": "fleet@mlops-gen.invalid",
                      "GIT_COMMITTER_NAME": "mlops-gen fleet", "GIT_COMMITTER_EMAIL": "fleet@mlops-gen.invalid"}
@@ -65,7 +65,7 @@ def commit_on_new_branch(repo: Path, base: str, changes: dict[str, FileEntry | N
                          branch: str) -> str:
     """One commit on top of `base` with `changes` (repository path -> entry, None = delete),
     published as `branch`. Uses a private index: nothing the user has checked out changes."""
-    with tempfile.TemporaryDirectory(prefix="fleet-commit-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="fleet-commit-", dir=SCRATCH) as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp, "index"))}
         git(repo, "read-tree", base, env=env)
         written = {path: entry for path, entry in changes.items() if entry is not None}

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_gen.fleet.render import FileEntry, Tree
+from mlops_gen.fleet.render import SCRATCH, FileEntry, Tree
 from mlops_gen.fleet.yamlmerge import merge_yaml
 
 LABELS = ("before updating", "last update", "after updating")
@@ -68,7 +68,7 @@ def textual_merge(items: dict[str, tuple[bytes, bytes, bytes]]) -> dict[str, byt
     """path -> (O, U, N) contents, changed on both sides: copier's merge of each, in one batch."""
     if not items:
         return {}
-    with tempfile.TemporaryDirectory(prefix="merge-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="merge-", dir=SCRATCH) as tmp:
         for side, index in (("o", 0), ("u", 1), ("w", 2), ("n", 2)):
             for path, contents in items.items():
                 target = Path(tmp, side, path)

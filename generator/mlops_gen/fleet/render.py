@@ -22,12 +22,18 @@ from copier._jinja_ext import SandboxedEnvironment, get_yield_context
 from copier._main import Worker
 from copier._subproject import Subproject
 from copier._template import Template
+from copier._types import LazyDict
 from copier._vcs import clone, get_latest_tag, get_repo
 from packaging.version import Version
 from plumbum import ProcessExecutionError
 
 FileEntry = tuple[bytes, int]          # content, git mode (0o100644, 0o100755, 0o120000)
 Tree = dict[str, FileEntry]            # posix path relative to the sub-project root -> entry
+
+
+# Throw-away renders and merges go to memory when the machine has a tmpfs: thousands of small
+# files per repository, written once and read once.
+SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
 class TemplateError(Exception):
@@ -114,11 +120,34 @@ def _first_line(error: BaseException) -> str:
 # ---- worker side -------------------------------------------------------------------------
 
 class _RenderWorker(Worker):
-    """copier's Worker for throw-away renders: the destination is never a git repository, so
-    the per-file `git config` probe copier makes there is skipped."""
+    """copier's Worker for throw-away renders.
+
+    - the destination is never a git repository, so the per-file `git config` probe is skipped;
+    - the render context is built once per render instead of once per rendered string (copier
+      rebuilds it ~500 times per render of this repository's template): answers no longer change
+      once rendering starts. Each caller still gets its own copy, `_copier_conf` included,
+      since copier mutates it (see `Worker.answers_relpath`).
+    """
 
     def _sync_git_index_executable_bit(self, dst_relpath: Path, src_mode: int) -> None:
         return None
+
+    def _render_template(self) -> None:
+        self.__dict__["_frozen_context"] = super()._render_context()
+        try:
+            super()._render_template()
+        finally:
+            del self.__dict__["_frozen_context"]
+
+    def _render_context(self) -> Any:
+        frozen = self.__dict__.get("_frozen_context")
+        if frozen is None:
+            return super()._render_context()
+        context = dict(frozen)
+        conf = frozen["_copier_conf"]
+        context["_copier_conf"] = copied = LazyDict(conf._pending)
+        copied._done = dict(conf._done)
+        return context
 
 
 # Per process, keyed by the version (its checkout path included: each run has its own checkouts).
@@ -136,17 +165,30 @@ def template_object(tv: TemplateVersion) -> Template:
     return _templates[tv]
 
 
+class _Literal:
+    """A template without Jinja syntax: renders to itself (most path parts and answers)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        return self.source
+
+
 def _shared_env(env: SandboxedEnvironment) -> SandboxedEnvironment:
     """Make one Worker's Jinja environment reusable by every render of the same version.
 
     copier compiles every path part, question default and validator with `from_string`, anew
     for each render (about 500 compilations per render of this repository's template): those
-    are cached by source here. Jinja already caches file templates per environment. copier's
+    are cached by source here, and sources without Jinja syntax are not rendered at all (Jinja
+    would return them unchanged). Jinja already caches file templates per environment. copier's
     `{% yield %}` support resets its per-environment state when a template is compiled; a
     cached template is not recompiled, so the reset is done on every lookup instead.
     """
     compile_string, load_template = env.from_string, env.get_template
     cache: dict[str, Any] = {}
+    markers = [m for m in (env.block_start_string, env.variable_start_string, env.comment_start_string,
+                           env.line_statement_prefix, env.line_comment_prefix) if m]
 
     def reset_yield() -> None:
         context = get_yield_context(env)
@@ -157,7 +199,9 @@ def _shared_env(env: SandboxedEnvironment) -> SandboxedEnvironment:
         if globals is not None or template_class is not None:
             return compile_string(source, globals, template_class)
         if source not in cache:
-            cache[source] = compile_string(source)
+            literal = isinstance(source, str) and not any(m in source for m in markers) and (
+                env.keep_trailing_newline or not source.endswith("\n"))
+            cache[source] = _Literal(source) if literal else compile_string(source)
         return cache[source]
 
     def get_template(name: Any, parent: Any = None, globals: Any = None) -> Any:
@@ -185,7 +229,7 @@ def render(tv: TemplateVersion, folder_name: str, answers_relpath: str, *, data:
     The destination folder is named `folder_name` so `_folder_name` renders as in the repo.
     """
     template = template_object(tv)
-    with tempfile.TemporaryDirectory(prefix="render-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="render-", dir=SCRATCH) as tmp:
         dst = Path(tmp, folder_name)
         worker = _RenderWorker(dst_path=dst, answers_file=Path(answers_relpath), data=copy.deepcopy(data),
                                defaults=True, quiet=True, overwrite=True, unsafe=True, skip_tasks=True,

@@ -110,11 +110,99 @@ def _guess_indent(text: str) -> tuple[int, int, int] | None:
 
 
 def merge_yaml(old: bytes, user: bytes, new: bytes) -> bytes | None:
-    """U with N's changes since O replayed structurally, or None when that is not safe."""
+    """U with N's changes since O replayed structurally, or None when that is not safe.
+
+    Top-level blocks (a column-0 key and everything up to the next one) that differ on one side
+    only are taken from that side as text; only blocks changed on both sides go through the
+    ruamel.yaml round-trip, which is slow (pure Python) on a 400-line pipeline.
+    """
     try:
         o_text, u_text, n_text = (b.decode("utf-8") for b in (old, user, new))
     except UnicodeDecodeError:
         return None
+    split = [_blocks(t) for t in (o_text, u_text, n_text)]
+    if any(b is None for b in split):
+        return _merge_documents(o_text, u_text, n_text)
+    (o_head, o_blocks), (u_head, u_blocks), (n_head, n_blocks) = split  # type: ignore[misc]
+    head = _pick(o_head, u_head, n_head)
+    if head is None:
+        return _merge_documents(o_text, u_text, n_text)
+    result = dict(u_blocks)                      # key -> block text, in the user's order
+    order = list(u_blocks)
+    for key, o_block in o_blocks.items():
+        if key in u_blocks and key in n_blocks:
+            picked = _pick(o_block, u_blocks[key], n_blocks[key])
+            if picked is None:
+                picked = _merge_documents(o_block, u_blocks[key], n_blocks[key])
+                if picked is None:
+                    return None
+            result[key] = picked
+        elif key in u_blocks:                    # removed by the template
+            if u_blocks[key] != o_block:
+                return None
+            order.remove(key)
+        elif key in n_blocks and n_blocks[key] != o_block:
+            return None                          # removed by the user, changed by the template
+    n_keys = list(n_blocks)
+    for index, key in enumerate(n_keys):
+        if key in o_blocks:
+            continue
+        if key in u_blocks:
+            if u_blocks[key] != n_blocks[key]:
+                return None
+            continue
+        before = [k for k in n_keys[:index] if k in order]
+        order.insert(order.index(before[-1]) + 1 if before else 0, key)
+        result[key] = n_blocks[key]
+    pieces = [head] + [result[k] if result[k].endswith("\n") else result[k] + "\n" for k in order]
+    text = "".join(pieces)
+    if not u_text.endswith("\n"):
+        text = text[:-1]
+    try:
+        merged = _fast_load(text)
+        expected = {k: v for k in order for k, v in _fast_load(result[k]).items()}
+    except yaml.YAMLError:
+        return None
+    if _plain(merged) != _plain(expected):
+        return None
+    return text.encode("utf-8")
+
+
+_TOP_KEY = re.compile(r"""^("[^"]*"|'[^']*'|[^\s#\-?:\[\]{}&*!|>'"%@`][^#]*?)\s*:(?:\s|$)""")
+
+
+def _blocks(text: str) -> tuple[str, dict[str, str]] | None:
+    """(header, {key: block}) for a block mapping at column 0, None for anything else.
+
+    A block is a key line and every following line up to the next column-0 key line; the header
+    is what precedes the first key (comments, `---`)."""
+    head: list[str] = []
+    blocks: dict[str, list[str]] = {}
+    current = head
+    for line in text.splitlines(keepends=True):
+        if line[:1] in ("", " ", "\t", "#", "\n", "\r"):
+            current.append(line)
+        elif line.startswith(("---", "%")) and not blocks:
+            head.append(line)
+        elif (match := _TOP_KEY.match(line)) and match.group(1) not in blocks:
+            current = blocks[match.group(1)] = [line]
+        else:
+            return None                          # flow style, a second document, a repeated key...
+    if not blocks:
+        return None
+    return "".join(head), {k: "".join(v) for k, v in blocks.items()}
+
+
+def _pick(o: str, u: str, n: str) -> str | None:
+    """Text changed on one side only (or the same on both), else None."""
+    if u == o:
+        return n
+    if n == o or u == n:
+        return u
+    return None
+
+
+def _merge_documents(o_text: str, u_text: str, n_text: str) -> str | None:
     explicit = u_text.lstrip().startswith("---")
     loader = _yaml(INDENTS[0], explicit)
     try:
@@ -143,7 +231,7 @@ def merge_yaml(old: bytes, user: bytes, new: bytes) -> bytes | None:
         own_comments = set(_comments(u_text)) - set(_comments(o_text))
         if not own_comments <= set(_comments(text)):
             return None
-        return text.encode("utf-8")
+        return text
     return None
 
 
