@@ -1,0 +1,151 @@
+"""AWS: the rendered buildspecs (structure, thin-sequencer rules, `mlops-gen validate --strict`), the
+CodePipeline stack (cfn-lint, what it must and must not contain), and the generated repo's own
+offline AWS tests (moto server, botocore model checks, SageMaker pipeline definition) in a cached venv."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from cfnlint.decode import decode_str
+
+from tests.helpers import project_python, render, run_generated_tests
+
+BIN = Path(sys.executable).parent
+PACKAGE = "my_ml_project"
+STAGE = re.compile(rf'^python -m {PACKAGE} (\w+) --target "\$\{{DEPLOY_TARGET\}}" --env "\$\{{ENVIRONMENT\}}"$')
+GUARD = re.compile(r'^if \[ "\$\{(DEPLOY_TARGET|CODEBUILD_BUILD_SUCCEEDING:-0)\}" = "(aws|1)" \]; then$')
+TOOLS = ("python -m pip install ", "python -m ruff check ", "python -m pytest ")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    return render(tmp_path_factory.mktemp("aws") / "repo", clouds=["aws"])
+
+
+def _buildspec(repo: Path, name: str) -> dict:
+    return yaml.safe_load((repo / name).read_text())
+
+
+def _stage_sequence(commands: list[str]) -> list[str]:
+    """The stages a phase runs, in order; every command must be a stage, a tool, or a guarded stage."""
+    stages = []
+    for command in commands:
+        lines = [line.strip() for line in command.strip().splitlines()]
+        if len(lines) == 1 and (m := STAGE.match(lines[0])):
+            stages.append(m.group(1))
+        elif len(lines) == 1 and lines[0].startswith(TOOLS):
+            stages.append(lines[0].split()[2])
+        else:  # if <switch>; then <one command> [else echo ...] fi
+            assert GUARD.match(lines[0]) and lines[-1] == "fi", command
+            body = lines[1:lines.index("else")] if "else" in lines else lines[1:-1]
+            assert len(body) == 1, f"one command per guarded block: {command}"
+            stage = body[0].split()[3] if body[0].startswith(f"python -m {PACKAGE} ") else body[0]
+            stages.append(f"{stage}?")
+            if "else" in lines:
+                assert all(line.startswith("echo ") for line in lines[lines.index("else") + 1:-1])
+    return stages
+
+
+def test_buildspec_is_a_thin_sequencer_with_one_switch(repo: Path) -> None:
+    spec = _buildspec(repo, "buildspec.yml")
+    assert spec["version"] == 0.2
+    assert spec["env"]["shell"] == "bash"
+    assert spec["env"]["variables"]["DEPLOY_TARGET"] == "aws"
+    phases = spec["phases"]
+    assert list(phases) == ["install", "pre_build", "build", "post_build"]
+    assert phases["install"]["runtime-versions"] == {"python": "3.11"}
+    assert phases["install"]["commands"] == ['python -m pip install --quiet ".[${DEPLOY_TARGET:?},dev]"']
+    assert _stage_sequence(phases["pre_build"]["commands"]) == ["ruff", "pytest"]
+    assert _stage_sequence(phases["build"]["commands"]) == ["train", "evaluate", "gate", "register", "pipeline?"]
+    assert "--print-definition > artifacts/sagemaker-pipeline.json" in phases["build"]["commands"][-1]
+    assert _stage_sequence(phases["post_build"]["commands"]) == ["deploy?", "smoke?"]
+    assert all("CODEBUILD_BUILD_SUCCEEDING" in c for c in phases["post_build"]["commands"])
+    assert spec["reports"]["unit-tests"]["file-format"] == "JUNITXML"
+    assert "--junitxml=reports/junit.xml" in phases["pre_build"]["commands"][1]
+    assert spec["cache"]["paths"] == [spec["env"]["variables"]["PIP_CACHE_DIR"] + "/**/*"]
+    assert spec["artifacts"]["files"] == ["**/*"]
+    text = (repo / "buildspec.yml").read_text()
+    assert "|| true" not in text and "on-failure" not in text and "| " not in text.replace("- |", "")
+
+
+def test_prod_buildspec_deploys_and_smokes_prod(repo: Path) -> None:
+    spec = _buildspec(repo, "buildspec-prod.yml")
+    assert spec["version"] == 0.2 and spec["env"]["shell"] == "bash"
+    assert spec["env"]["variables"] == {**spec["env"]["variables"], "DEPLOY_TARGET": "aws", "ENVIRONMENT": "prod"}
+    assert spec["phases"]["install"]["commands"] == ['python -m pip install --quiet ".[${DEPLOY_TARGET:?}]"']
+    assert _stage_sequence(spec["phases"]["build"]["commands"]) == ["deploy", "smoke"]
+
+
+def test_python_version_answer_reaches_both_buildspecs(tmp_path: Path) -> None:
+    repo = render(tmp_path / "repo", clouds=["aws"], python_version="3.12")
+    for name in ("buildspec.yml", "buildspec-prod.yml"):
+        assert _buildspec(repo, name)["phases"]["install"]["runtime-versions"] == {"python": "3.12"}
+
+
+def test_validate_strict_accepts_the_rendered_files(repo: Path) -> None:
+    run = subprocess.run([str(BIN / "mlops-gen"), "validate", "--strict", str(repo)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 file(s) checked" in run.stdout + run.stderr
+
+
+def test_stack_passes_cfn_lint(repo: Path) -> None:
+    run = subprocess.run([str(BIN / "cfn-lint"), "--regions", "us-east-1", "eu-west-2", "--",
+                          str(repo / "infra" / "aws" / "pipeline.yaml")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_stack_wiring_and_security(repo: Path) -> None:
+    text = (repo / "infra" / "aws" / "pipeline.yaml").read_text()
+    template, errors = decode_str(text)
+    assert not errors
+    resources = template["Resources"]
+    types = {r["Type"] for r in resources.values()}
+    assert "AWS::CodeConnections::Connection" in types
+    assert not {t for t in types if t.startswith("AWS::CodeCommit") or t in ("AWS::IAM::AccessKey", "AWS::IAM::User")}
+    assert "CodeCommit" not in text
+    bucket = resources["ArtifactBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert all(bucket["PublicAccessBlockConfiguration"].values()) and len(bucket["PublicAccessBlockConfiguration"]) == 4
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    stages = resources["Pipeline"]["Properties"]["Stages"]
+    assert [s["Name"] for s in stages] == ["Source", "TrainTestStaging", "ApproveProduction", "Production"]
+    source = stages[0]["Actions"][0]
+    assert source["ActionTypeId"]["Provider"] == "CodeStarSourceConnection"
+    approval = stages[2]["Actions"][0]
+    assert approval["ActionTypeId"]["Provider"] == "Manual" and approval["Configuration"]["NotificationArn"]
+    specs = {resources[name]["Properties"]["Source"]["BuildSpec"] for name in ("BuildProject", "ProdDeployProject")}
+    assert specs == {"buildspec.yml", "buildspec-prod.yml"}
+    assert (repo / "buildspec.yml").exists() and (repo / "buildspec-prod.yml").exists()
+    # least privilege: no wildcard actions, PassRole only to SageMaker
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert not [a for a in actions if a == "*" or a.endswith(":*")], (name, actions)
+                if "iam:PassRole" in actions:
+                    assert statement["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
+    assert "aws cloudformation deploy" in text  # the one documented command
+
+
+def test_render_without_aws_has_no_aws_files(tmp_path: Path) -> None:
+    repo = render(tmp_path / "repo", clouds=["gcp"])
+    assert not (repo / "buildspec.yml").exists() and not (repo / "buildspec-prod.yml").exists()
+    assert not (repo / "infra" / "aws").exists()
+    assert not list(repo.rglob("*aws*")) and not list(repo.rglob("sagemaker*"))
+
+
+@pytest.mark.slow
+def test_generated_aws_suite_passes_offline(repo: Path) -> None:
+    python = project_python(repo, ["local", "dev", "aws"], label="aws")
+    run = run_generated_tests(repo, python, "-p", "no:logging", "-W", "ignore::DeprecationWarning",
+                              "tests/test_aws.py")
+    tail = run.stdout[-3000:] + run.stderr[-2000:]
+    assert run.returncode == 0, tail
+    assert re.search(r"\b\d+ passed\b", run.stdout) and "skipped" not in run.stdout, tail
