@@ -211,7 +211,8 @@ class _Walker:
                     self.template_ref(item)
 
     # ---- rules
-    def ids(self, items: list, keys: str | tuple[str, ...], kind: str) -> set[str]:
+    def ids(self, items: list, keys: str | tuple[str, ...], kind: str) -> dict[str, str]:
+        """Reports bad and duplicate names; returns lower-case name -> name as written."""
         keys = (keys,) if isinstance(keys, str) else keys
         seen: dict[str, Key] = {}
         for item in items:
@@ -238,9 +239,9 @@ class _Walker:
                                     f"{kind} names must be unique")
                 else:
                     seen[name.lower()] = where
-        return {n for n in seen}
+        return {n: str(where) if isinstance(where, str) else n for n, where in seen.items()}
 
-    def depends_on(self, item: dict, names: set[str], kind: str, siblings: list) -> None:
+    def depends_on(self, item: dict, names: dict[str, str], kind: str, siblings: list) -> None:
         value = item.get("dependsOn")
         if value is None or any(isinstance(s, dict) and "template" in s for s in siblings):
             return  # names from templates are not known here
@@ -253,7 +254,7 @@ class _Walker:
             if ref.lower() == own.lower():
                 self.ctx.report("az-depends-on", where, f"{kind} {own!r} depends on itself")
             elif ref.lower() not in names:
-                known = ", ".join(sorted(names)) or "none"
+                known = ", ".join(sorted(names.values())) or "none"
                 self.ctx.report("az-depends-on", where,
                                 f"dependsOn names {ref!r}, but there is no {kind} with that name here "
                                 f"(known {kind}s: {known})")

@@ -65,7 +65,8 @@ def check(ctx: Context) -> None:
     parseable = _check_substitution_values(ctx, data)
     _check_structure(ctx, data)
     report_schema_errors(ctx, "gcb-schema", schema_validator().iter_errors(parseable), data)
-    strict_parse(ctx, data, parseable)
+    explained = {f.line for f in ctx.findings}
+    strict_parse(ctx, data, parseable, skip_lines=explained)
     _Rules(ctx, data).run()
 
 
@@ -114,8 +115,10 @@ _PROTO_FIELD = re.compile(r'has no field named "([^"]+)"')
 _PROTO_CHAIN = re.compile(r"Failed to parse (\w+) field: ")
 
 
-def strict_parse(ctx: Context, data: dict, parseable: dict, message: str = "Build", rule: str = "gcb-proto") -> None:
-    """Strict parse into a google.devtools.cloudbuild.v1 message; the error is mapped to its line."""
+def strict_parse(ctx: Context, data: dict, parseable: dict, message: str = "Build", rule: str = "gcb-proto",
+                 skip_lines: set[int] = frozenset()) -> None:
+    """Strict parse into a google.devtools.cloudbuild.v1 message; the error is mapped to its line
+    (and not reported when an earlier layer already explained that line)."""
     from google.cloud.devtools import cloudbuild_v1
     from google.protobuf import json_format
 
@@ -136,8 +139,13 @@ def strict_parse(ctx: Context, data: dict, parseable: dict, message: str = "Buil
         field = _PROTO_FIELD.search(text)
         inner = _PROTO_CHAIN.sub("", text).split(" at ")[0].split("\n")[0].rstrip(".")
         if field:
-            ctx.report(rule, locate(data, [*path, field.group(1)]),
-                       f"unknown key {field.group(1)!r} in {_dotted(path)}: Cloud Build's {message} has no such field")
+            path.append(field.group(1))
+        if locate(data, path)[0] + 1 in skip_lines:
+            return
+        if field:
+            ctx.report(rule, locate(data, path),
+                       f"unknown key {field.group(1)!r} in {_dotted(path[:-1])}: Cloud Build's {message} has no "
+                       "such field")
             return
         ctx.report(rule, locate(data, path), f"{_dotted(path)}: {inner} (strict parse into {message})")
 

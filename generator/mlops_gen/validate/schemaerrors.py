@@ -27,6 +27,10 @@ _TYPE_NAMES = {
     "null": "empty (null)",
 }
 _DISCRIMINATING = {"type", "required", "const", "enum", "pattern"}
+# Patterns of the vendored schemas, said in words.
+_PATTERN_HINTS = {
+    r"^\d+(\.\d{0,9})?s$": "a duration in seconds with an s suffix, e.g. '1200s'",
+}
 
 
 def describe_type(value: Any) -> str:
@@ -58,15 +62,24 @@ def leaf_errors(error: ValidationError) -> list[ValidationError]:
     for sub in error.context:
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
     plausible = [
-        errs
-        for errs in branches.values()
+        (index, errs)
+        for index, errs in branches.items()
         if not any(e.validator in _DISCRIMINATING and not e.relative_path for e in errs)
     ]
     if not plausible:
         return [error]  # no branch fits at all: summarised by message_for()
-    # A branch whose own keys do not fit (unknown keys at its top) is the wrong form, not a near miss.
-    errs = min(plausible, key=lambda e: (sum(x.validator == "additionalProperties" and not x.relative_path
-                                             for x in e), len(e)))
+
+    def fit(item: tuple[int, list[ValidationError]]) -> tuple[int, int, int]:
+        index, errs = item
+        # The branch whose leading key (`firstProperty`, e.g. job/deployment) is present is the form
+        # the author meant; a branch with unknown keys at its own top is a wrong form, not a near miss.
+        branch = error.validator_value[index] if isinstance(error.validator_value, list) else {}
+        first = branch.get("firstProperty", []) if isinstance(branch, dict) else []
+        named = 0 if not first or (isinstance(error.instance, dict) and any(k in error.instance for k in first)) else 1
+        unknown = sum(x.validator == "additionalProperties" and not x.relative_path for x in errs)
+        return named, unknown, len(errs)
+
+    errs = min(plausible, key=fit)[1]
     out: list[ValidationError] = []
     for sub in errs:
         out.extend(leaf_errors(sub))
@@ -93,7 +106,7 @@ def _branch_summary(error: ValidationError) -> str:
             values.append(str(sub.validator_value).strip("^$"))
     parts = []
     if keys and isinstance(error.instance, dict):
-        parts.append("it needs one of the keys " + ", ".join(dict.fromkeys(keys)))
+        parts.append("needs one of the keys " + ", ".join(dict.fromkeys(keys)))
     if values:
         parts.append("allowed values: " + ", ".join(dict.fromkeys(values)))
     if types and not keys:
@@ -113,7 +126,7 @@ def message_for(error: ValidationError, label: str = "") -> tuple[list[Any], str
         key = extras[0] if extras else None
         hint = ""
         if key is not None:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.75)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
         allowed_txt = ", ".join(allowed) if allowed else "none"
         return path + ([key] if key is not None else []), (
@@ -133,13 +146,19 @@ def message_for(error: ValidationError, label: str = "") -> tuple[list[Any], str
     if v == "const":
         return path, f"{where} must be {error.validator_value!r}, not {inst!r}"
     if v == "pattern":
+        hint = _PATTERN_HINTS.get(error.validator_value)
+        if hint:
+            return path, f"{where} is {str(inst)!r}; it must be {hint}"
         return path, f"{where} is {str(inst)!r}, which does not match the pattern {error.validator_value}"
     if v in ("minItems", "minProperties", "minLength"):
         return path, f"{where} must not be empty"
     if v in ("anyOf", "oneOf"):
         if v == "oneOf" and not error.context:
             return path, f"{where} matches more than one of the allowed forms; use exactly one"
-        return path, f"{where} is {describe_type(inst)}, which is not allowed here: {_branch_summary(error)}"
+        summary = _branch_summary(error)
+        if summary.startswith("needs one of the keys"):
+            return path, f"{where} {summary}"
+        return path, f"{where} is {describe_type(inst)}, which is not allowed here: {summary}"
     if v == "not":
         return path, f"{where}: this combination of keys is not allowed"
     if v == "maxProperties" and error.validator_value == 1:
