@@ -77,7 +77,8 @@ CASES = [
     ("az-template-macro", AZ, "steps:\n  - template: steps/$(version)/build.yml\n",
      "steps:\n  - template: steps/${{ variables.version }}/build.yml\n", 2),
     # ---- Cloud Build
-    ("gcb-proto", GCB, "steps:\n  - name: ubuntu\n    args: echo hi\n", "steps:\n  - name: ubuntu\n    args: [echo, hi]\n", 3),
+    ("gcb-proto", GCB, "steps:\n  - name: ubuntu\n    args: [echo, $_A]\nsubstitutions:\n  _A: [x]\n",
+     "steps:\n  - name: ubuntu\n    args: [echo, $_A]\nsubstitutions:\n  _A: '[x]'\n", 5),
     ("gcb-schema", GCB, "steps:\n  - name: ubuntu\n    timeout: soon\n",
      "steps:\n  - name: ubuntu\n    timeout: 60s\n", 3),
     ("gcb-substitution-name", GCB, "steps:\n  - name: ubuntu\n    args: [echo, $_lower]\nsubstitutions:\n  _lower: a\n",
