@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,10 @@ def update(fleet: Path, *extra: str) -> tuple[int, dict, str]:
     return result.exit_code, {Path(r["path"]).name: r for r in data["repos"]}, result.output
 
 
-@pytest.fixture
-def updated(fleet: Path) -> tuple[Path, int, dict, str]:
+@pytest.fixture(scope="module")
+def updated(fixture_world: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, dict, str]:
+    """The whole test fleet updated once, in parallel; the tests below only read it."""
+    fleet = Path(shutil.copytree(fixture_world[1], tmp_path_factory.mktemp("updated") / "fleet", symlinks=True))
     code, repos, output = update(fleet, "--jobs", "2")
     return fleet, code, repos, output
 
@@ -60,7 +63,7 @@ def test_same_trees_as_copier_update(updated: tuple, reference: Path) -> None:
 
 
 def test_same_trees_as_copier_without_yaml_merge(fleet: Path, reference: Path) -> None:
-    update(fleet, "--no-yaml-merge", "--jobs", "1")
+    update(fleet / "ci-near", "--no-yaml-merge", "--jobs", "1")
     copier_update(reference / "ci-near")
     assert tree(fleet / "ci-near") == tree(reference / "ci-near")
     assert has_markers((fleet / "ci-near/ci.yml").read_bytes())
@@ -114,7 +117,10 @@ def test_two_sub_projects_in_one_commit(updated: tuple) -> None:
 
 def test_skipped_repositories_are_untouched(fleet: Path) -> None:
     before = {name: tree(fleet / name) for name in SKIPPED}
-    update(fleet, "--jobs", "1")
+    listing = fleet / "skipped.txt"
+    listing.write_text("\n".join(SKIPPED))
+    code, repos, _ = update(listing, "--jobs", "1")
+    assert code == 1 and {r["status"] for r in repos.values()} == {"skipped"}
     for name in SKIPPED:
         assert tree(fleet / name) == before[name], name
         if name != "not-git":
