@@ -1,26 +1,31 @@
-"""Shared helpers for tests: render the template the way a user would."""
+"""Shared helpers for tests: render the template the way a user would, run a generated repo."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
-import copier
-
-from mlops_gen import TEMPLATE_ROOT
-
-# Offline cloud answers so that renders never depend on the environment.
-DEFAULTS: dict[str, object] = {}
+from mlops_gen import venvs
+from mlops_gen.render import render as _render
 
 
 def render(dest: Path, **data: object) -> Path:
     """Render the working tree of this template into `dest` with defaults plus `data`."""
-    copier.run_copy(
-        str(TEMPLATE_ROOT),
-        str(dest),
-        data={**DEFAULTS, **data},
-        defaults=True,
-        unsafe=True,
-        quiet=True,
-        vcs_ref="HEAD",
+    return _render(dest, data)
+
+
+def project_python(repo: Path, extras: list[str], label: str) -> Path:
+    """A cached venv with the generated repo's dependencies (the repo itself goes on PYTHONPATH)."""
+    env = venvs.ensure(venvs.project_requirements(repo / "pyproject.toml", extras), label=label)
+    return env / "bin" / "python"
+
+
+def run_generated_tests(repo: Path, python: Path, *pytest_args: str, timeout: int = 900):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AZURE_", "ARM_", "GOOGLE_", "CLOUDSDK_"))}
+    env["PYTHONPATH"] = str(repo / "src")
+    env["PATH"] = f"{python.parent}{os.pathsep}{env['PATH']}"
+    return subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=timeout,
     )
-    return dest

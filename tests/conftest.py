@@ -1,0 +1,4 @@
+import os
+
+# Tests render the template's working tree; copier's notes about it are noise here.
+os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")

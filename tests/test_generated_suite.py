@@ -1,0 +1,25 @@
+"""A generated repository passes its own tests and lint: one run per task, on the local target."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import project_python, render, run_generated_tests
+
+LOCAL_TESTS = ["tests/test_config.py", "tests/test_model.py", "tests/test_serving.py", "tests/test_local_e2e.py"]
+
+
+@pytest.mark.xdist_group("project-venv")
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_generated_repo_passes_its_local_suite_and_ruff(tmp_path: Path, task: str) -> None:
+    # No cloud here: the cloud suites run in tests/clouds/ with their SDKs installed.
+    repo = render(tmp_path / "repo", task=task, clouds=["gcp"], package_name=f"{task}_model")
+    python = project_python(repo, ["local", "dev"], label="project")
+    result = run_generated_tests(repo, python, *LOCAL_TESTS)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout
+    lint = subprocess.run([str(python.parent / "ruff"), "check", "src", "tests"], cwd=repo, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout

@@ -1,0 +1,100 @@
+"""copier.yml: every answer a user can type is validated with a message naming the question."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mlops_gen.cli import main
+
+INVALID = [
+    ("package_name", "json", "would shadow"),
+    ("package_name", "os", "would shadow"),
+    ("package_name", "sklearn", "would shadow"),
+    ("package_name", "class", "Python keyword"),
+    ("package_name", "1abc", "Python identifier"),
+    ("package_name", "My-Pkg", "Python identifier"),
+    ("clouds", "[]", "at least one"),
+    ("clouds", "[aws, oracle]", "'oracle' is not in"),
+    ("task", "clustering", "is not in"),
+    ("metric", "r2", "does not fit task"),
+    ("metric_threshold", "1.5", "lies in [0, 1]"),
+    ("metric_threshold", "-0.1", "lies in [0, 1]"),
+    ("metric_threshold", "abc", "expected a number"),
+    ("project_name", "   ", "must not be empty"),
+    ("project_name", "two\nlines", "one line"),
+    ("description", "bell\x07", "control characters"),
+    ("default_branch", "feature..x", "not a valid git branch"),
+    ("aws_region", "us-east", "not an AWS region"),
+    ("aws_region", "US-EAST-1", "not an AWS region"),
+    ("azure_location", "West Europe", "not an Azure location"),
+    ("azure_resource_group", "rg.", "not ending in '.'"),
+    ("azure_resource_group", "rg with space", "letters, digits"),
+    ("azure_workspace", "ab", "3-33"),
+    ("azure_workspace", "-abc", "3-33"),
+    ("gcp_project_id", "My-Project", "lower-case"),
+    ("gcp_project_id", "short", "6-30"),
+    ("gcp_project_id", "ends-with-", "not ending with a hyphen"),
+    ("gcp_region", "us_central1", "not a Google Cloud region"),
+    ("python_version", "2.7", "is not in"),
+    ("azure_ml_sdk", "v3", "is not in"),
+    ("no_such_question", "x", "no such question"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), INVALID)
+def test_invalid_answer_is_one_line_exit_2_and_nothing_written(tmp_path: Path, key, value, message) -> None:
+    dest = tmp_path / "project"
+    result = CliRunner().invoke(main, ["new", str(dest), "--defaults", "--data", f"{key}={value}"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {key}:"), lines[0]
+    assert message in lines[0]
+    assert not dest.exists()
+
+
+VALID = [
+    ("package_name", "churn_model"),
+    ("metric", "roc_auc"),
+    ("metric_threshold", "0.75"),
+    ("aws_region", "ap-southeast-2"),
+    ("aws_region", "us-gov-west-1"),
+    ("azure_location", "eastus2"),
+    ("azure_resource_group", "rg-ml_team.prod(1)"),
+    ("gcp_project_id", "acme-ml-prod-42"),
+    ("gcp_region", "northamerica-northeast1"),
+    ("default_branch", "release/2026"),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), VALID)
+def test_valid_answers_render(tmp_path: Path, key, value) -> None:
+    dest = tmp_path / "project"
+    result = CliRunner().invoke(main, ["new", str(dest), "--defaults", "--data", f"{key}={value}"])
+    assert result.exit_code == 0, result.output
+    assert "Next steps" in result.output
+    answers = (dest / ".copier-answers.yml").read_text()
+    assert value in answers
+
+
+def test_new_refuses_a_non_empty_destination(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(main, ["new", str(tmp_path), "--defaults"])
+    assert result.exit_code == 2
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+    assert not (tmp_path / "mlops.yaml").exists()
+
+
+def test_cloud_questions_are_asked_only_for_chosen_clouds(tmp_path: Path) -> None:
+    import yaml
+
+    dest = tmp_path / "p"
+    assert CliRunner().invoke(main, ["new", str(dest), "--defaults", "-d", "clouds=[gcp]"]).exit_code == 0
+    answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    assert answers["clouds"] == ["gcp"] and "gcp_project_id" in answers
+    assert not any(k.startswith(("aws_", "azure_")) for k in answers)
+    # nothing secret is asked or recorded
+    assert not any(word in key for key in answers for word in ("secret", "password", "token", "key"))
