@@ -120,10 +120,14 @@ def _run_all(jobs: list[Job], workers: int, console: Console, verb: str) -> list
     # spawned while submitting, before the progress bar starts its thread.
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(run_job, job) for job in jobs]
+        futures = {pool.submit(run_job, job): job for job in jobs}
         with progress(console, len(jobs), verb) as advance:
             for future in as_completed(futures):
-                results.append(future.result())
+                try:
+                    results.append(future.result())
+                except Exception as error:  # noqa: BLE001 - a worker died (killed, out of memory)
+                    results.append(RepoResult(path=str(futures[future].repo.path), status="failed",
+                                              reason=f"worker process failed: {type(error).__name__}: {error}"))
                 advance(results[-1])
     return results
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 ANSWERS_GLOB = ".copier-answers*.yml"
+ANSWERS_PATTERNS = (ANSWERS_GLOB, ".copier-answers*.yaml")
 # Folders never searched: VCS data, environments, caches, build output.
 PRUNE = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".nox",
          ".mypy_cache", ".pytest_cache", ".ruff_cache", ".local-ci", "build", "dist", "site-packages"}
@@ -74,7 +75,7 @@ def _walk_answers(folder: Path) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if d not in PRUNE)
-        found.extend(Path(dirpath, f) for f in sorted(filenames) if fnmatch.fnmatch(f, ANSWERS_GLOB))
+        found.extend(Path(dirpath, f) for f in sorted(filenames) if any(fnmatch.fnmatch(f, p) for p in ANSWERS_PATTERNS))
     return found
 
 

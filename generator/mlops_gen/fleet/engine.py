@@ -127,6 +127,9 @@ def _run(job: Job, result: RepoResult) -> None:
         for name, paths in outcome.summary().items():
             setattr(ur, name, [unit.repo_path(p) for p in paths])
         ur.status = "conflicted" if outcome.conflicts else ("updated" if job.mode == "update" else "planned")
+        config = template_object(new).config_data
+        if config.get("tasks") or config.get("migrations"):
+            ur.reason = "the template defines _tasks/_migrations, not run here: run them on the branch"
         outcomes.append((unit, ur, outcome))
 
     if job.mode != "update" or not overlay:
@@ -149,7 +152,7 @@ def _run(job: Job, result: RepoResult) -> None:
     if job.switch:
         try:
             gitops.switch(repo.path, branch)
-        except gitops.GitError as error:
+        except Exception as error:  # noqa: BLE001 - whatever went wrong, take the branch back
             gitops.delete_branch(repo.path, branch)
             result.branch = result.commit = ""
             result.status, result.reason = "failed", f"could not check out {branch}: {error}"

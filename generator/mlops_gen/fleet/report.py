@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -36,7 +37,7 @@ def progress(console: Console, total: int, verb: str) -> Iterator:
 
 def _files(values: Iterable[str], limit: int = 4) -> str:
     values = list(values)
-    shown = ", ".join(values[:limit])
+    shown = escape(", ".join(values[:limit]))
     return shown + (f" (+{len(values) - limit})" if len(values) > limit else "")
 
 
@@ -58,9 +59,9 @@ def table(results: list[RepoResult], mode: str, root: Path | None = None) -> Tab
             except ValueError:
                 pass
         for number, unit in enumerate(result.units or [None]):
-            label = name if number == 0 else ""
+            label = escape(name) if number == 0 else ""
             if unit is not None and len(result.units) > 1:
-                label += f" [dim]({unit.answers_file})[/]"
+                label += f" [dim]({escape(unit.answers_file)})[/]"
             status = unit.status if unit else result.status
             if result.status == "failed":
                 status = "failed"
@@ -69,7 +70,7 @@ def table(results: list[RepoResult], mode: str, root: Path | None = None) -> Tab
                 version = unit.current if mode == "drift" or not unit.target or unit.target == unit.current \
                     else f"{unit.current} → {unit.target}"
             reason = result.reason if result.status in ("failed", "skipped") else ""
-            reason = (unit.reason if unit and unit.reason else reason)
+            reason = escape(unit.reason if unit and unit.reason else reason)
             row = [label, f"[{STYLES.get(status, '')}]{status}[/]", version]
             if mode == "drift":
                 row.append(_files(unit.drifted) if unit and unit.drifted else reason)
