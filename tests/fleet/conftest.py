@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import shutil
 from pathlib import Path
 
@@ -21,9 +22,33 @@ USER_EDITS = {
 }
 
 
+RANDOM_REPOS = [f"random-{seed}" for seed in range(3)]
+
+
+def random_edits(repo: Path, seed: int) -> None:
+    """Line edits anywhere (some next to the template's changes): copier's merge must be matched."""
+    rng = random.Random(seed)
+    for rel in ("src/beta/main.py", "README.md", "notes.md", "scripts/run.sh"):
+        path = repo / rel
+        lines = path.read_text().splitlines(keepends=True)
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(lines))
+            kind = rng.choice(["replace", "insert", "delete"])
+            if kind == "replace":
+                lines[i] = f"# edited {seed}-{i}\n"
+            elif kind == "insert":
+                lines.insert(i, f"# inserted {seed}-{i}\n")
+            elif len(lines) > 1:
+                del lines[i]
+        path.write_text("".join(lines))
+
+
 def _build_fleet(root: Path, tpl: Path) -> Path:
     fleet = root / "fleet"
     make_repo(fleet / "pristine", tpl, project_name="Alpha")
+    for seed, name in enumerate(RANDOM_REPOS):
+        random_edits(make_repo(fleet / name, tpl, project_name="Beta"), seed)
+        commit_all(fleet / name, "random edits")
     for name, edits in USER_EDITS.items():
         repo = make_repo(fleet / name, tpl, project_name="Beta")
         for rel, old, new in edits:

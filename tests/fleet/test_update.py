@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from mlops_gen.fleet.command import fleet as fleet_cli
 from mlops_gen.fleet.merge import has_markers
 
-from tests.fleet.conftest import USER_EDITS
+from tests.fleet.conftest import RANDOM_REPOS, USER_EDITS
 from tests.fleet.helpers import copier_update, git, tree
 
 # repositories copier itself can update, and that need no structural merge
-TEXTUAL = ["pristine", "far-edit", "same-line", "ci-far", "ci-clash", "script", "deleted", "added"]
+TEXTUAL = ["pristine", "far-edit", "same-line", "ci-far", "ci-clash", "script", "deleted", "added", *RANDOM_REPOS]
 SKIPPED = {"dirty": "uncommitted changes", "broken": "broken answers file", "unknown-ref": "not found",
            "not-git": "not a git repository"}
 
