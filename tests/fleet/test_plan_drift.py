@@ -50,3 +50,9 @@ def test_drift(fleet: Path) -> None:
     assert repos["broken"]["status"] == "skipped" and repos["unknown-ref"]["status"] == "skipped"
     code, _ = invoke("drift", str(fleet / "pristine"))
     assert code == 0
+
+
+def test_drift_diff(fleet: Path) -> None:
+    result = CliRunner().invoke(fleet_cli, ["drift", str(fleet / "far-edit"), "--diff"])
+    assert result.exit_code == 1
+    assert "+    return 100  # mine" in result.output and "-    return 1" in result.output

@@ -84,10 +84,11 @@ def update(roots: tuple[Path, ...], to_ref: str | None, jobs: int, report_path: 
 
 @fleet.command(epilog=EXIT_HELP)
 @_roots
-def drift(roots: tuple[Path, ...], jobs: int, report_path: Path | None) -> None:
+@click.option("--diff", "show_diff", is_flag=True, help="Also print a unified diff (template -> repo) per file.")
+def drift(roots: tuple[Path, ...], jobs: int, report_path: Path | None, show_diff: bool) -> None:
     """List the files in which each repository differs from a fresh render of its recorded
     template version and answers (like `cruft diff --exit-code`). Exit 1 when any drifted."""
-    _execute("drift", roots, None, jobs, report_path)
+    _execute("drift", roots, None, jobs, report_path, show_diff=show_diff)
 
 
 def _versions(repo: Repo, checkouts: Checkouts, to_ref: str | None, mode: str) -> dict:
@@ -134,7 +135,7 @@ def _run_all(jobs: list[Job], workers: int, console: Console, verb: str) -> list
 
 def _execute(mode: str, roots: tuple[Path, ...], to_ref: str | None, workers: int,
              report_path: Path | None, *, yaml_merge: bool = True, branch: str | None = None,
-             switch: bool = True) -> None:
+             switch: bool = True, show_diff: bool = False) -> None:
     start = time.perf_counter()
     err = Console(stderr=True)
     repos = discover(list(roots))
@@ -145,9 +146,14 @@ def _execute(mode: str, roots: tuple[Path, ...], to_ref: str | None, workers: in
         checkouts = Checkouts(Path(cache))
         with err.status(f"Checking out template versions for {len(repos)} repositories..."):
             jobs = [Job(mode=mode, repo=repo, versions=_versions(repo, checkouts, to_ref, mode), branch=branch,
-                        switch=switch, yaml_merge=yaml_merge) for repo in repos]
+                        switch=switch, yaml_merge=yaml_merge, diff=show_diff) for repo in repos]
         results = _run_all(jobs, workers, err, verb)
     common = Path(os.path.commonpath([r.path for r in results])) if results else None
+    if show_diff:
+        for result in sorted(results, key=lambda r: r.path):
+            for unit in result.units:
+                for path, text in unit.diffs.items():
+                    click.echo(f"== {result.path} {path}\n{text}", nl=False)
     Console().print(table(results, mode, common if common and len(results) > 1 else None))
     Console().print(totals(results))
     if report_path is not None:

@@ -3,6 +3,7 @@ a `RepoResult` saying what happened and why."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import time
 import traceback
@@ -32,6 +33,7 @@ class UnitResult:
     kept: list[str] = field(default_factory=list)
     yaml_merged: list[str] = field(default_factory=list)
     drifted: list[str] = field(default_factory=list)
+    diffs: dict[str, str] = field(default_factory=dict)      # drift --diff: path -> unified diff
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Job:
     branch: str | None = None                    # update: explicit branch name
     switch: bool = True                          # update: check the new branch out
     yaml_merge: bool = True
+    diff: bool = False                           # drift: keep a unified diff per drifted file
 
 
 def run_job(job: Job) -> RepoResult:
@@ -112,7 +115,7 @@ def _run(job: Job, result: RepoResult) -> None:
             continue
         old, new = found
         if job.mode == "drift":
-            _drift(unit, old, ur)
+            _drift(unit, old, ur, job.diff)
             continue
         ur.target = new.commit
         if new.commit_hash == old.commit_hash:
@@ -178,15 +181,27 @@ def _merge_unit(unit: Unit, old: TemplateVersion, new: TemplateVersion, overlay:
                        match_skip=new_render.match_skip, yaml_merge=yaml_merge)
 
 
-def _drift(unit: Unit, recorded: TemplateVersion, ur: UnitResult) -> None:
+def _drift(unit: Unit, recorded: TemplateVersion, ur: UnitResult, diff: bool) -> None:
     fresh = render(recorded, unit.root.name, unit.answers_relpath, data=unit.last_answers)
     ur.target = recorded.commit
     for path, entry in sorted(fresh.files.items()):
         mine = read_entry(unit.root / path)
         if mine != entry:
-            ur.drifted.append(unit.repo_path(path))
-            (ur.removed if mine is None else ur.changed).append(unit.repo_path(path))
+            key = unit.repo_path(path)
+            ur.drifted.append(key)
+            (ur.removed if mine is None else ur.changed).append(key)
+            if diff:
+                ur.diffs[key] = _unified(key, entry[0], mine[0] if mine else b"")
     ur.status = "drifted" if ur.drifted else "clean"
+
+
+def _unified(path: str, template: bytes, mine: bytes) -> str:
+    if b"\0" in template or b"\0" in mine:
+        return f"Binary file {path} differs\n"
+    lines = difflib.unified_diff(template.decode(errors="replace").splitlines(keepends=True),
+                                 mine.decode(errors="replace").splitlines(keepends=True),
+                                 f"template/{path}", f"repo/{path}")
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 def _message(outcomes: list[tuple[Unit, UnitResult, Outcome]]) -> str:
