@@ -63,8 +63,9 @@ class Target(ABC):
     def rollback(self, env: str) -> ModelVersion:
         """Return `env` to the version it served before, and redeploy it."""
 
+    @abstractmethod
     def undeploy(self, env: str) -> None:
-        """Remove the deployment of `env` (used by tests and local clean-up)."""
+        """Remove the deployment of `env` (used by tests and clean-up)."""
 
     def pipeline_definition(self) -> dict:
         """The managed-training pipeline definition of this target (JSON), built offline."""
