@@ -28,7 +28,7 @@ BUILT_IN = {"PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION", "TRIGGER_NAM
             "TRIGGER_BUILD_CONFIG_PATH", "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT"}
 REFERENCE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z_][A-Za-z0-9_]*))")
 PINNED_PYTHON = re.compile(r"^python:3\.1[12]\.\d+-slim(-bookworm)?$")
-STAGES = ["train", "evaluate", "gate", "register", "deploy", "smoke"]
+STAGES = ["train", "evaluate", "gate", "register", "deploy-smoke"]
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,13 @@ def test_steps_are_thin_pinned_and_fail_loudly(repo: Path, name: str) -> None:
         if step["entrypoint"] == "bash":
             script = step["args"][-1]
             assert script.startswith("set -euo pipefail\n"), step["id"]
-            assert '".[${_DEPLOY_TARGET}' in script and "python -m venv .venv" in script
+            commands = script.splitlines()[1:]
+            if step["id"] == "install":
+                assert '".[${_DEPLOY_TARGET}' in script and "python -m venv .venv" in script
+            else:  # deploy and smoke in one container: each line a stage on the one switch
+                assert [c.split()[:4] for c in commands] == [
+                    [".venv/bin/python", "-m", "my_ml_project", stage] for stage in ("deploy", "smoke")]
+                assert all('--target "${_DEPLOY_TARGET}" --env "${_ENV}"' in c for c in commands)
         else:  # every other step is the workspace venv's Python running a module
             assert step["entrypoint"] == ".venv/bin/python" and step["args"][0] == "-m", step["id"]
     for step in build["steps"]:
@@ -143,7 +149,7 @@ def test_staging_build_order_and_parallel_checks(repo: Path) -> None:
     assert sorted(steps["train"]["waitFor"]) == ["lint", "unit-tests"]
     for before, after in zip(STAGES, STAGES[1:]):
         assert steps[after]["waitFor"] == [before]
-    assert [s["id"] for s in build["steps"]][-6:] == STAGES
+    assert [s["id"] for s in build["steps"]][-5:] == STAGES
     # the test step runs the offline tests of every cloud, so it installs their extras too
     assert '".[${_DEPLOY_TARGET},dev,gcp]"' in steps["install"]["args"][-1]
     objects = build["artifacts"]["objects"]
@@ -154,7 +160,7 @@ def test_staging_build_order_and_parallel_checks(repo: Path) -> None:
 
 def test_prod_build_promotes_deploys_and_smokes_without_training(repo: Path) -> None:
     build = _load(repo / "cloudbuild.prod.yaml")
-    assert [s["id"] for s in build["steps"]] == ["install", "promote", "deploy", "smoke"]
+    assert [s["id"] for s in build["steps"]] == ["install", "promote", "deploy-smoke"]
     assert build["substitutions"]["_ENV"] == "prod"
     promote = build["steps"][1]["args"]
     assert promote[promote.index("--to") + 1] == "${_ENV}"
