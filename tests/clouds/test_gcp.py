@@ -143,15 +143,16 @@ def test_steps_are_thin_pinned_and_fail_loudly(repo: Path, name: str) -> None:
 def test_staging_build_order_and_parallel_checks(repo: Path) -> None:
     build = _load(repo / "cloudbuild.yaml")
     steps = {s["id"]: s for s in build["steps"]}
-    assert steps["lint"]["waitFor"] == steps["unit-tests"]["waitFor"] == ["install"]  # side by side
+    assert steps["lint"]["waitFor"] == steps["validate"]["waitFor"] == steps["unit-tests"]["waitFor"] == ["install"]
     assert steps["lint"]["args"][:3] == ["-m", "ruff", "check"]
     assert steps["unit-tests"]["args"][:2] == ["-m", "pytest"]
-    assert sorted(steps["train"]["waitFor"]) == ["lint", "unit-tests"]
+    assert sorted(steps["train"]["waitFor"]) == ["lint", "unit-tests", "validate"]
+    assert steps["validate"]["args"] == ["-m", "mlops_gen", "validate", "--strict", "."]
     for before, after in zip(STAGES, STAGES[1:]):
         assert steps[after]["waitFor"] == [before]
     assert [s["id"] for s in build["steps"]][-5:] == STAGES
     # the test step runs the offline tests of every cloud, so it installs their extras too
-    assert '".[${_DEPLOY_TARGET},dev,gcp]"' in steps["install"]["args"][-1]
+    assert '".[${_DEPLOY_TARGET},dev,ci,gcp]"' in steps["install"]["args"][-1]
     objects = build["artifacts"]["objects"]
     assert objects["location"].startswith("gs://${_ARTIFACTS_BUCKET}/")
     assert {"artifacts/metrics.json", "artifacts/model/model.joblib"} <= set(objects["paths"])
