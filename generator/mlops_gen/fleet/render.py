@@ -77,7 +77,7 @@ class Checkouts:
             try:
                 self._latest[url] = get_latest_tag(get_repo(url) or url)
             except (ProcessExecutionError, OSError) as error:
-                self._latest[url] = TemplateError(f"template {url} unreachable: {_first_line(error)}")
+                self._latest[url] = TemplateError(f"template {url} unreachable: {_last_line(error)}")
         found = self._latest[url]
         if isinstance(found, TemplateError):
             raise found
@@ -109,9 +109,11 @@ class Checkouts:
             text = f"{error} {getattr(error, 'stderr', '') or ''}".lower()
             if any(k in text for k in ("unknown revision", "did not match", "not a valid", "couldn't find remote ref")):
                 return TemplateError(f"template ref {ref!r} not found in {url}")
-            return TemplateError(f"cannot check out {url}@{ref}: {_first_line(error)}")
+            return TemplateError(f"cannot check out {url}@{ref}: {_last_line(error)}")
 
-def _first_line(error: BaseException) -> str:
+
+def _last_line(error: BaseException) -> str:
+    """The last non-empty line of an error (git and copier put the cause there)."""
     text = getattr(error, "stderr", None) or str(error)
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[-1] if lines else type(error).__name__
