@@ -55,7 +55,9 @@ def test_generated_ci_file_passes_end_to_end(tmp_path, cloud):
         assert all(s["status"] == "passed" for s in steps), steps
 
 
-@pytest.mark.parametrize("cloud", sorted(CI_FILES))
+# One provider is enough for the gate (the stage is the same everywhere); AWS because CodeBuild still
+# runs post_build after a failed build, which must then not deploy.
+@pytest.mark.parametrize("cloud", ["aws"])
 def test_unreachable_gate_fails_at_the_gate_step(tmp_path, cloud):
     repo = _generated(tmp_path, cloud, metric="accuracy", metric_threshold=0.9999)
     out, report = _run(repo, cloud)
