@@ -44,6 +44,7 @@ def _check(repo: Path, name: str, description: str, author: str) -> None:
           suppress_health_check=[HealthCheck.too_slow])
 @given(name=text, description=text, author=text)
 @example(name="'''0x1F", description="'", author="'")  # a slug starting with a digit
+@example(name="\U0009c48e~p🚀", description="|%", author=">")  # a one-letter slug
 def test_hostile_free_text_renders_parseable_files(name: str, description: str, author: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = render(Path(tmp) / "repo", project_name=name, description=description, author_name=author,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -65,5 +66,9 @@ def test_unreachable_gate_fails_at_the_gate_step(tmp_path, cloud):
     assert report["status"] == "failed"
     failed = [s for s in report["steps"] if s["status"] == "failed"]
     assert failed and "gate" in _text(failed[0]), [s["name"] for s in failed]
-    assert not any(s["status"] == "passed" for s in _steps_for(report, "deploy")
-                   if "gate" not in _text(s))
+    # post_build still runs after a failed build (CodeBuild semantics) and must not deploy
+    post_build = [s for s in report["steps"] if s["detail"].get("phase") == "post_build"]
+    assert post_build, [s["name"] for s in report["steps"]]
+    for step in post_build:
+        log = Path(step["log"]).read_text()
+        assert "skipped, the build failed" in log and "deploy: ok" not in log, log[-500:]

@@ -60,54 +60,51 @@ def create_app(model_dir: Path) -> Starlette:
     pipeline, meta = model_lib.load(model_dir)
     version = os.environ.get("MODEL_VERSION", "unknown")
 
-    def answer(instances: Any) -> Response:
-        try:
-            return JSONResponse({"predictions": predict(pipeline, meta, instances), "model_version": version})
-        except BadRequest as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-
-    async def body_json(request: Request) -> Any:
+    async def read_json(request: Request) -> Any:
         try:
             return json.loads(await request.body())
         except json.JSONDecodeError:
             raise BadRequest("body is not valid JSON") from None
 
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "model_version": version})
+    def route(path: str, rows_of) -> Route:
+        """POST `path`: rows_of(request) -> rows, answered as {"predictions": [...]} or a 400."""
 
-    async def invocations(request: Request) -> Response:
+        async def handle(request: Request) -> Response:
+            try:
+                predictions = predict(pipeline, meta, await rows_of(request))
+            except BadRequest as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            return JSONResponse({"predictions": predictions, "model_version": version})
+
+        return Route(path, handle, methods=["POST"])
+
+    async def sagemaker_rows(request: Request) -> Any:
         if request.headers.get("content-type", "").startswith("text/csv"):
             text = (await request.body()).decode()
-            return answer([row for row in csv.reader(io.StringIO(text)) if row])
-        try:
-            payload = await body_json(request)
-        except BadRequest as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return answer(payload.get("instances") if isinstance(payload, dict) else payload)
+            return [row for row in csv.reader(io.StringIO(text)) if row]
+        payload = await read_json(request)
+        return payload.get("instances") if isinstance(payload, dict) else payload
 
-    async def vertex_predict(request: Request) -> Response:
-        try:
-            payload = await body_json(request)
-        except BadRequest as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return answer(payload.get("instances") if isinstance(payload, dict) else None)
+    async def vertex_rows(request: Request) -> Any:
+        payload = await read_json(request)
+        return payload.get("instances") if isinstance(payload, dict) else None
 
-    async def score(request: Request) -> Response:
-        try:
-            payload = await body_json(request)
-        except BadRequest as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+    async def azure_rows(request: Request) -> Any:
+        payload = await read_json(request)
         if isinstance(payload, dict) and isinstance(payload.get("input_data"), dict):
             payload = payload["input_data"]
-        return answer(payload.get("data") if isinstance(payload, dict) else None)
+        return payload.get("data") if isinstance(payload, dict) else None
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model_version": version})
 
     return Starlette(
         routes=[
             Route("/ping", health),
             Route("/health", health),
-            Route("/invocations", invocations, methods=["POST"]),
-            Route("/predict", vertex_predict, methods=["POST"]),
-            Route("/score", score, methods=["POST"]),
+            route("/invocations", sagemaker_rows),
+            route("/predict", vertex_rows),
+            route("/score", azure_rows),
         ]
     )
 
