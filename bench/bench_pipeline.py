@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlops_gen import venvs  # noqa: E402
-from mlops_gen.render import render  # noqa: E402
+from mlops_gen import venvs
+from mlops_gen.render import render
 
 
 def main() -> None:

@@ -9,14 +9,13 @@ one clone); callers put its `src/` on PYTHONPATH instead.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import fcntl
 
 CACHE_ROOT = Path(os.environ.get("MLOPS_GEN_CACHE", Path.home() / ".cache" / "mlops-gen")) / "venvs"
 

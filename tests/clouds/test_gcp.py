@@ -6,6 +6,7 @@ offline Vertex AI tests (KFP compile, recording fake API) pass in a cached venv.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -148,7 +149,7 @@ def test_staging_build_order_and_parallel_checks(repo: Path) -> None:
     assert steps["unit-tests"]["args"][:2] == ["-m", "pytest"]
     assert sorted(steps["train"]["waitFor"]) == ["lint", "unit-tests", "validate"]
     assert steps["validate"]["args"] == ["-m", "mlops_gen", "validate", "--strict", "."]
-    for before, after in zip(STAGES, STAGES[1:]):
+    for before, after in itertools.pairwise(STAGES):
         assert steps[after]["waitFor"] == [before]
     assert [s["id"] for s in build["steps"]][-5:] == STAGES
     # the test step runs the offline tests of every cloud, so it installs their extras too

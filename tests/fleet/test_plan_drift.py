@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from mlops_gen.fleet.command import fleet as fleet_cli
 
+from mlops_gen.fleet.command import fleet as fleet_cli
 from tests.fleet.helpers import git, tree
 
 

@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from mlops_gen.fleet.command import fleet as fleet_cli
 from mlops_gen.fleet.merge import has_markers
-
 from tests.fleet.helpers import copier_update, tree
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_fleet.py"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from mlops_gen.fleet.command import fleet as fleet_cli
 from mlops_gen.fleet.merge import has_markers
-
 from tests.fleet.conftest import RANDOM_REPOS, USER_EDITS
 from tests.fleet.helpers import copier_update, git, tree
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import yaml
+
 from mlops_gen.fleet.yamlmerge import merge_yaml
 
 CLOUDBUILD = """\

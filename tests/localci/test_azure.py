@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mlops_gen.localci.azure_expr import Evaluator, ExprError
 
 from .conftest import make_repo

@@ -14,6 +14,7 @@ CLOUDBUILD = "steps:\n  - name: python\n    args: [python, -c, 'print(1)']\n"
 
 def test_no_provider_runs_every_file_present(tmp_path):
     from click.testing import CliRunner
+
     from mlops_gen.localci.command import ci
 
     repo = make_repo(tmp_path / "r", {"buildspec.yml": BUILDSPEC, "cloudbuild.yaml": CLOUDBUILD})

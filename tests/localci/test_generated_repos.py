@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from mlops_gen.localci.command import CI_FILES, ci
 
 from ..helpers import render

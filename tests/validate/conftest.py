@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from mlops_gen.validate.command import validate
 
 REPO = Path(__file__).resolve().parents[2]

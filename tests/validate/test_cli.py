@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from mlops_gen.validate.command import validate
 from mlops_gen.validate.rules import RULES
-
 from tests.validate.conftest import run_validate
 
 GOOD_BS = "version: 0.2\nenv:\n  shell: bash\nphases:\n  build:\n    commands:\n      - make test\n"

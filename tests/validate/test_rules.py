@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from mlops_gen.validate.rules import RULES
 
+from mlops_gen.validate.rules import RULES
 from tests.validate.cases import CASES
 
 

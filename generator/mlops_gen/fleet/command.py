@@ -126,7 +126,7 @@ def _run_all(jobs: list[Job], workers: int, console: Console, verb: str) -> list
             for future in as_completed(futures):
                 try:
                     results.append(future.result())
-                except Exception as error:  # noqa: BLE001 - a worker died (killed, out of memory)
+                except Exception as error:
                     results.append(RepoResult(path=str(futures[future].repo.path), status="failed",
                                               reason=f"worker process failed: {type(error).__name__}: {error}"))
                 advance(results[-1])

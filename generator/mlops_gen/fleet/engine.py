@@ -68,7 +68,7 @@ def run_job(job: Job) -> RepoResult:
     result = RepoResult(path=str(job.repo.path))
     try:
         _run(job, result)
-    except Exception as error:  # noqa: BLE001 - one repository's failure never stops the fleet
+    except Exception as error:
         result.status, result.reason = "failed", f"{type(error).__name__}: {error}"
         result.units = result.units or [UnitResult(answers_file=u.label, status="failed") for u in job.repo.units]
         if not str(error):
@@ -155,7 +155,7 @@ def _run(job: Job, result: RepoResult) -> None:
     if job.switch:
         try:
             gitops.switch(repo.path, branch)
-        except Exception as error:  # noqa: BLE001 - whatever went wrong, take the branch back
+        except Exception as error:
             gitops.delete_branch(repo.path, branch)
             result.branch = result.commit = ""
             result.status, result.reason = "failed", f"could not check out {branch}: {error}"

@@ -211,7 +211,7 @@ def _merge_documents(o_text: str, u_text: str, n_text: str) -> str | None:
         # comparison fails closed (a conflict), never open.
         o_doc = _fast_load(o_text)
         u_doc, n_doc = loader.load(u_text), loader.load(n_text)
-    except Exception:  # noqa: BLE001 - any parse problem means: no structural merge
+    except Exception:
         return None
     if not (isinstance(o_doc, dict) and isinstance(u_doc, CommentedMap) and isinstance(n_doc, CommentedMap)):
         return None
@@ -224,7 +224,7 @@ def _merge_documents(o_text: str, u_text: str, n_text: str) -> str | None:
             merged = _merge(o_doc, u_doc, n_doc)
             expected = _plain(merged)
             text = _dump(y, merged)
-        except Exception:  # noqa: BLE001 - a Conflict, or ruamel cannot lay it out: keep the textual result
+        except Exception:
             return None
         if _plain(_fast_load(text)) != expected:
             return None

@@ -265,7 +265,7 @@ def _run_phase(ctx: Context, session: PersistentShell, phase: str, commands: lis
         if block == "finally" and not items:
             break
         block_failed = False
-        for i, cmd in enumerate(items):
+        for cmd in items:
             label = f"{phase}: {_short(cmd)}" + (" [finally]" if block == "finally" else "")
             label += f" (retry {attempt})" if attempt else ""
             detail = {"phase": phase, "block": block, "command": cmd, "attempt": attempt}

@@ -114,4 +114,4 @@ class PersistentShell:
         parts = " ".join(f"\"${{{n}-__LOCAL_CI_UNSET__}}\"" for n in names)
         self.run(f"printf '%s\\0' {parts} >{shlex.quote(str(out))}")
         values = out.read_bytes().decode(errors="replace").split("\0")
-        return {n: (None if v == "__LOCAL_CI_UNSET__" else v) for n, v in zip(names, values)}
+        return {n: (None if v == "__LOCAL_CI_UNSET__" else v) for n, v in zip(names, values, strict=False)}  # values ends with an empty field

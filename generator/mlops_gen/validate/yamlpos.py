@@ -71,7 +71,7 @@ def load(text: str) -> Any:
         line, col = (mark.line, mark.column) if mark else (0, 0)
         message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise YamlError(line, col, message or str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - ruamel raises assorted errors on odd input
+    except Exception as exc:
         raise YamlError(0, 0, str(exc)) from None
     return convert(node, 0, 0)
 
