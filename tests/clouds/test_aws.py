@@ -59,7 +59,8 @@ def test_buildspec_is_a_thin_sequencer_with_one_switch(repo: Path) -> None:
     phases = spec["phases"]
     assert list(phases) == ["install", "pre_build", "build", "post_build"]
     assert phases["install"]["runtime-versions"] == {"python": "3.11"}
-    assert phases["install"]["commands"] == ['python -m pip install --quiet ".[${DEPLOY_TARGET:?},dev,ci]"']
+    # every cloud of the repo: its offline tests run in pre_build
+    assert phases["install"]["commands"] == ['python -m pip install --quiet ".[${DEPLOY_TARGET:?},dev,ci,aws]"']
     assert _stage_sequence(phases["pre_build"]["commands"]) == ["ruff", "validate", "pytest"]
     assert _stage_sequence(phases["build"]["commands"]) == ["train", "evaluate", "gate", "register", "pipeline?"]
     assert "--print-definition > artifacts/sagemaker-pipeline.json" in phases["build"]["commands"][-1]
