@@ -30,6 +30,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.fleet.helpers import tree  # noqa: E402  (the tests' tree comparison, same bytes and modes)
+
 BIN = Path(sys.executable).parent
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "b@example.com",
            "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "b@example.com"}
@@ -102,13 +106,6 @@ def make_fleet(root: Path, tpl: Path, count: int) -> Path:
     return fleet
 
 
-def tree(root: Path) -> dict[str, tuple[bytes, bool]]:
-    out = {}
-    for path in sorted(root.rglob("*")):
-        if ".git" in path.relative_to(root).parts or not path.is_file():
-            continue
-        out[path.relative_to(root).as_posix()] = (path.read_bytes(), os.access(path, os.X_OK))
-    return out
 
 
 def has_markers(data: bytes) -> bool:

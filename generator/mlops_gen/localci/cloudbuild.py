@@ -32,10 +32,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import artifacts
-from .errors import CIUsageError
+from .errors import CIUsageError, load_mapping
 from .report import FAILED, PASSED, SKIPPED, WARNING
 from .runtime import Context, run_logged
 from .workspace import STEP_MARKER, reap
@@ -99,11 +97,8 @@ class Substituter:
 
 
 def _load(path: Path) -> dict:
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise CIUsageError(f"{path.name}: not valid YAML/JSON: {exc}") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list) or not doc["steps"]:
+    doc = load_mapping(path)
+    if not isinstance(doc.get("steps"), list) or not doc["steps"]:
         raise CIUsageError(f"{path.name}: expected a mapping with a non-empty steps list")
     return doc
 

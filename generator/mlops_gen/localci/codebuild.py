@@ -29,10 +29,8 @@ import time
 import uuid
 from pathlib import Path
 
-import yaml
-
 from . import artifacts
-from .errors import CIUsageError
+from .errors import CIUsageError, load_mapping
 from .report import FAILED, PASSED, SKIPPED, WARNING
 from .runtime import Context
 from .shell import PersistentShell
@@ -79,12 +77,7 @@ def _commands(block, where: str) -> list[str]:
 
 
 def _load(path: Path) -> dict:
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise CIUsageError(f"{path.name}: not valid YAML: {exc}") from exc
-    if not isinstance(spec, dict):
-        raise CIUsageError(f"{path.name}: expected a mapping at the top level")
+    spec = load_mapping(path)
     version = str(spec.get("version", ""))
     if version != "0.2":
         raise CIUsageError(f"{path.name}: version {version or '(missing)'} is not supported (only 0.2)")
