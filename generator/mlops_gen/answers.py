@@ -44,8 +44,26 @@ def parse_data(pairs: tuple[str, ...], known: dict[str, dict]) -> dict[str, str]
                 cast(value)
             except ValueError:
                 raise AnswerError(f"{key}: expected {noun}, got {value!r}") from None
+        if spec.get("multiselect"):
+            value = _as_yaml_list(key, value, spec)
         answers[key] = value
     return answers
+
+
+def _as_yaml_list(key: str, value: str, spec: dict) -> str:
+    """A multiselect answer as copier expects it (a YAML list); `aws,gcp` is accepted too."""
+    try:
+        items = yaml.safe_load(value) if value.strip().startswith("[") else [v.strip() for v in value.split(",")]
+    except yaml.YAMLError:
+        items = None
+    if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+        raise AnswerError(f"{key}: expected a list like aws,gcp or [aws, gcp], got {value!r}")
+    choices = spec.get("choices")
+    allowed = [str(c) for c in (choices.values() if isinstance(choices, dict) else choices or [])]
+    unknown = [i for i in items if allowed and i not in allowed]
+    if unknown:
+        raise AnswerError(f"{key}: {', '.join(unknown)} not among {', '.join(allowed)}")
+    return "[" + ", ".join(items) + "]"
 
 
 _COPIER_PREFIX = re.compile(r"^(?:Validation error for question|Invalid choice for) '([^']+)':\s*")

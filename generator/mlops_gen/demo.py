@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from mlops_gen.render import render
+from mlops_gen.selfwheel import find_links_env
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -37,7 +38,8 @@ def demo(dest: Path, with_ci: bool) -> None:
     click.secho(f"Generating {dest} with default answers", bold=True)
     render(dest)
     dest = dest.resolve()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # The generated CI files install this mlops-gen's validator by version: from a checkout, its wheel.
+    env = find_links_env({**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
     # As a user would: the generated repo is its own git repository (ci run reads commit and branch).
     for git in (["init", "-q", "-b", "main"], ["add", "-A"],
                 ["-c", "user.name=mlops-gen demo", "-c", "user.email=demo@localhost", "commit", "-q", "-m",

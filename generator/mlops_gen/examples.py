@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from mlops_gen import TEMPLATE_ROOT
+from mlops_gen import CHECKOUT_ROOT
 from mlops_gen.render import render
 
 # What belongs to each cloud in a rendered repository.
@@ -51,7 +51,8 @@ def differences(left: Path, right: Path) -> list[str]:
 
 @click.command()
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 when ci-examples/ is stale.")
-@click.option("--out", type=click.Path(path_type=Path), default=TEMPLATE_ROOT / "ci-examples", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=(CHECKOUT_ROOT or Path()) / "ci-examples",
+              show_default="ci-examples/ of the checkout, or of the current folder for an installed tool")
 def examples(check: bool, out: Path) -> None:
     """Re-render ci-examples/ from default answers, one folder per cloud."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
+import re
 import shutil
 import sys
-import warnings
 from pathlib import Path
 
 import click
 
 from mlops_gen import TEMPLATE_ROOT
 from mlops_gen.answers import AnswerError, explain, parse_data, questions
+
+_REMOTE = re.compile(r"^(?:[\w+.-]+://|git@|gh:|gl:)")
 
 
 @click.command()
@@ -21,32 +21,30 @@ from mlops_gen.answers import AnswerError, explain, parse_data, questions
 @click.option("--data", "-d", "pairs", multiple=True, metavar="KEY=VALUE", help="Answer a question (repeatable).")
 @click.option("--vcs-ref", help="Template version (git tag or commit); default: copier's (latest release tag).")
 @click.option(
-    "--template", "template", default=str(TEMPLATE_ROOT), show_default="this checkout",
+    "--template", "template", default=str(TEMPLATE_ROOT), show_default="the template shipped with this mlops-gen",
     help="Template source: a path or git URL.",
 )
 def new(dest: Path, defaults: bool, pairs: tuple[str, ...], vcs_ref: str | None, template: str) -> None:
     """Generate a new ML repository in DEST (which must not exist or be empty)."""
-    import copier
+    from mlops_gen import copier_seam
 
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         fail(f"{dest} exists and is not empty; choose a new folder")
+    remote = bool(_REMOTE.match(template))
     local_template = Path(template)
+    if not remote and not (local_template / "copier.yml").is_file():
+        # never copy whatever folder this is (a broken install would copy site-packages)
+        fail(f"--template {template}: no copier.yml there, so it is not an mlops-gen template")
     try:
-        known = questions(local_template) if (local_template / "copier.yml").exists() else {}
+        known = {} if remote else questions(local_template)
         answers = parse_data(pairs, known) if known else dict(p.partition("=")[::2] for p in pairs)
     except AnswerError as exc:
         fail(str(exc))
     created = not dest.exists()
-    chatter = io.StringIO()  # copier's notes ("No git tags found ...") are noise for a user
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(chatter):
-            warnings.simplefilter("ignore")
-            copier.run_copy(
-                str(local_template.resolve()) if local_template.exists() else template,
-                str(dest), data=answers, defaults=defaults, vcs_ref=vcs_ref,
-                unsafe=True, quiet=True, cleanup_on_error=True,
-            )
-    except (ValueError, copier.errors.UserMessageError) as exc:
+        copier_seam.copy(template if remote else local_template.resolve(), dest, data=answers,
+                         defaults=defaults, vcs_ref=vcs_ref)
+    except copier_seam.UserError as exc:
         if created and dest.exists():
             shutil.rmtree(dest)
         fail(explain(exc))

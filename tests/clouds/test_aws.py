@@ -19,7 +19,7 @@ BIN = Path(sys.executable).parent
 PACKAGE = "my_ml_project"
 STAGE = re.compile(rf'^python -m {PACKAGE} (\w+) --target "\$\{{DEPLOY_TARGET\}}" --env "\$\{{ENVIRONMENT\}}"$')
 GUARD = re.compile(r'^if \[ "\$\{(DEPLOY_TARGET|CODEBUILD_BUILD_SUCCEEDING:-0)\}" = "(aws|1)" \]; then$')
-TOOLS = ("python -m pip install ", "python -m ruff check ", "python -m pytest ", "mlops-gen validate ")
+TOOLS = ("python -m pip install ", "python -m ruff check ", "python -m pytest ", "uvx --from ")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,8 @@ def _stage_sequence(commands: list[str]) -> list[str]:
         if len(lines) == 1 and (m := STAGE.match(lines[0])):
             stages.append(m.group(1))
         elif len(lines) == 1 and lines[0].startswith(TOOLS):
-            stages.append(lines[0].split()[2 if lines[0].startswith("python") else 1])
+            words = lines[0].split()  # python -m TOOL ... | uvx --from SPEC mlops-gen VERB ...
+            stages.append(words[2] if words[0] == "python" else words[4])
         else:  # if <switch>; then <one command> [else echo ...] fi
             assert GUARD.match(lines[0]) and lines[-1] == "fi", command
             body = lines[1:lines.index("else")] if "else" in lines else lines[1:-1]
@@ -60,7 +61,9 @@ def test_buildspec_is_a_thin_sequencer_with_one_switch(repo: Path) -> None:
     assert list(phases) == ["install", "pre_build", "build", "post_build"]
     assert phases["install"]["runtime-versions"] == {"python": "3.11"}
     # every cloud of the repo: its offline tests run in pre_build
-    assert phases["install"]["commands"] == ['python -m pip install --quiet ".[${DEPLOY_TARGET:?},dev,ci,aws]"']
+    assert phases["install"]["commands"] == ['python -m pip install --quiet ".[${DEPLOY_TARGET:?},dev,aws]"']
+    # the validator runs in an environment of its own, at the release that rendered the repo
+    assert 'uvx --from "mlops-gen==0.1.0" mlops-gen validate --strict .' in phases["pre_build"]["commands"]
     assert _stage_sequence(phases["pre_build"]["commands"]) == ["ruff", "validate", "pytest"]
     assert _stage_sequence(phases["build"]["commands"]) == ["train", "evaluate", "gate", "register", "pipeline?"]
     assert "--print-definition > artifacts/sagemaker-pipeline.json" in phases["build"]["commands"][-1]

@@ -14,11 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from mlops_gen.localci.command import CI_FILES, ci
+from mlops_gen.selfwheel import find_links_env
 
 from ..helpers import render
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localci-e2e")]
-STAGES = ("train", "gate", "deploy", "smoke")
+STAGES = ("validate", "train", "gate", "deploy", "smoke")
 
 
 def _generated(tmp_path, cloud: str, **answers):
@@ -32,7 +33,9 @@ def _generated(tmp_path, cloud: str, **answers):
 
 
 def _run(repo, cloud):
-    out = CliRunner().invoke(ci, ["run", "--provider", cloud, "--repo", str(repo)], catch_exceptions=False)
+    # The CI file installs the validator as mlops-gen==<version>: this checkout's wheel stands in for the index.
+    out = CliRunner().invoke(ci, ["run", "--provider", cloud, "--repo", str(repo)], env=find_links_env({}),
+                             catch_exceptions=False)
     report = json.loads((repo / ".local-ci" / cloud / "report.json").read_text())
     return out, report
 

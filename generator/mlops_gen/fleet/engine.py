@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from mlops_gen.fleet import gitops
 from mlops_gen.fleet.discover import Repo, Unit
 from mlops_gen.fleet.merge import Outcome, merge_trees
-from mlops_gen.fleet.render import FileEntry, TemplateVersion, read_entry, render, template_object
+from mlops_gen.fleet.render import FileEntry, TemplateVersion, read_entry, render, renderer
 
 # Repository statuses, worst first (a repository takes the worst status of its sub-projects).
 SEVERITY = ["failed", "skipped", "drifted", "conflicted", "updated", "planned", "clean", "up-to-date"]
@@ -130,7 +130,7 @@ def _run(job: Job, result: RepoResult) -> None:
         for name, paths in outcome.summary().items():
             setattr(ur, name, [unit.repo_path(p) for p in paths])
         ur.status = "conflicted" if outcome.conflicts else ("updated" if job.mode == "update" else "planned")
-        config = template_object(new).config_data
+        config = renderer(new).config
         if config.get("tasks") or config.get("migrations"):
             ur.reason = "the template defines _tasks/_migrations, not run here: run them on the branch"
         merged.append(ur)
@@ -169,7 +169,7 @@ def _merge_unit(unit: Unit, old: TemplateVersion, new: TemplateVersion, overlay:
     # copier excludes the new version's exclusions from the old render too, so that a path the
     # new version excludes is not seen as deleted by the template.
     old_render = render(old, folder, unit.answers_relpath, data=unit.last_answers,
-                        exclude=template_object(new).exclude)
+                        exclude=renderer(new).exclude)
 
     def read_user(path: str) -> FileEntry | None:
         key = unit.repo_path(path)

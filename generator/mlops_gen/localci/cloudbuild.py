@@ -129,8 +129,8 @@ def resolve_substitutions(ctx: Context, doc: dict, rel: str) -> tuple[dict, Subs
     values = builtins(ctx, rel)
     values.update(declared)
     for key, value in ctx.variables.items():
-        if key == "_DEPLOY_TARGET" and key not in ctx.explicit and key not in declared and key not in used:
-            continue  # the default deploy target only applies to files that use it
+        if key not in ctx.explicit and key not in declared and key not in used:
+            continue  # a repository default (pyproject.toml) applies only to files that use it
         if key.startswith("_") and not _USER_KEY.match(key):
             raise CIUsageError(f"--var {key}: a substitution key must start with '_' and use only A-Z, 0-9, '_'")
         if not key.startswith("_") and key not in BUILTINS:

@@ -6,6 +6,7 @@ import shutil
 import sys
 import tempfile
 import time
+import tomllib
 import uuid
 from pathlib import Path
 
@@ -24,9 +25,6 @@ CI_FILES = {
     "azure": ("azure-pipelines.yml", "azure-pipelines.yaml"),
     "gcp": ("cloudbuild.yaml", "cloudbuild.yml", "cloudbuild.json"),
 }
-# the one switch each CI file reads its deploy target from (DESIGN.md, principle 3)
-TARGET_VARIABLE = {"aws": "DEPLOY_TARGET", "azure": "deployTarget", "gcp": "_DEPLOY_TARGET"}
-ENV_VARIABLE = {"aws": "DEPLOY_ENV", "azure": "deployEnv", "gcp": "_DEPLOY_ENV"}
 TITLES = {"aws": "CodeBuild", "azure": "Azure Pipelines", "gcp": "Cloud Build"}
 
 
@@ -58,9 +56,8 @@ def ci() -> None:
               show_default=True, help="The repository; it is copied, never modified (except .local-ci/).")
 @click.option("--file", "ci_file", help="CI file, relative to the repository (default: the service's standard name).")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
-              help="Variable / substitution override (repeatable). The deploy-target variable defaults to local.")
-@click.option("--env", "env_name", metavar="NAME",
-              help="Environment to deploy to: sets DEPLOY_ENV (aws), deployEnv (azure), _DEPLOY_ENV (gcp).")
+              help="Variable / substitution override (repeatable); wins over [tool.mlops-gen.ci-run.vars] "
+                   "in the repository's pyproject.toml.")
 @click.option("--keep-env", is_flag=True, help="Keep AWS_*, AZURE_*, ARM_*, GOOGLE_*, CLOUDSDK_* variables.")
 @click.option("--secrets", "secrets_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="YAML/JSON with parameter-store, secrets-manager (aws), variable-groups (azure), "
@@ -71,7 +68,7 @@ def ci() -> None:
 @click.option("--no-venv", is_flag=True, help="Use the current Python instead of an isolated environment.")
 @click.option("--keep-workspace", is_flag=True, help="Keep the copy the build ran in (its path is in the report).")
 @click.option("-v", "--verbose", is_flag=True, help="Print every output line of every step.")
-def run(provider, repo, ci_file, variables, env_name, keep_env, secrets_file, image_maps, no_venv,
+def run(provider, repo, ci_file, variables, keep_env, secrets_file, image_maps, no_venv,
         keep_workspace, verbose) -> None:
     """Run the CI file(s) of a repository locally and report each step.
 
@@ -96,12 +93,10 @@ def run(provider, repo, ci_file, variables, env_name, keep_env, secrets_file, im
             if not plan:
                 raise CIUsageError(f"no CI file in {repo} (looked for "
                                    + ", ".join(n for names in CI_FILES.values() for n in names) + ")")
+        defaults = repo_defaults(repo)
         codes = []
         for name, path in plan:
-            vars_ = {TARGET_VARIABLE[name]: "local"}
-            if env_name:
-                vars_[ENV_VARIABLE[name]] = env_name
-            vars_.update(overrides)
+            vars_ = {**defaults.get(name, {}), **overrides}
             codes.append(run_one(name, path, repo, vars_, explicit=set(overrides), keep_env=keep_env,
                                  secrets=secrets, image_map=image_map, use_venv=not no_venv,
                                  keep_workspace=keep_workspace, verbose=verbose, console=console))
@@ -109,6 +104,26 @@ def run(provider, repo, ci_file, variables, env_name, keep_env, secrets_file, im
         click.echo(f"mlops-gen ci run: error: {exc}", err=True)
         sys.exit(2)
     sys.exit(max(codes))
+
+
+def repo_defaults(repo: Path) -> dict[str, dict[str, str]]:
+    """provider -> variables from `[tool.mlops-gen.ci-run.vars]` of the repository's pyproject.toml.
+
+    The runner knows the services, not any template: a repository says here what a local run of
+    its CI files should set (e.g. its deploy-target switch), as ruff reads its settings there.
+    """
+    pyproject = repo / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("mlops-gen", {}).get("ci-run", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CIUsageError(f"{pyproject}: not valid TOML: {exc}") from exc
+    found = table.get("vars", {})
+    where = f"{pyproject}: [tool.mlops-gen.ci-run.vars]"
+    if not isinstance(found, dict) or any(p not in CI_FILES or not isinstance(v, dict) for p, v in found.items()):
+        raise CIUsageError(f"{where}: expected a table per provider ({', '.join(CI_FILES)}) of NAME = \"value\"")
+    return {p: {str(k): str(v) for k, v in values.items()} for p, values in found.items()}
 
 
 def _load_secrets(path: Path | None) -> dict:
@@ -147,8 +162,7 @@ def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *,
         python = sys.executable
         setup = time.monotonic()
         if use_venv:
-            target = variables.get(TARGET_VARIABLE[provider], "local")
-            venv = pyenv.prepare(workspace, provider, target, tmp, reporter.note,
+            venv = pyenv.prepare(workspace, provider, variables, tmp, reporter.note,
                                  ci_text=(workspace / rel).read_text(errors="replace"))
             env = pyenv.python_env(venv, env)
             python = str(venv / "bin" / "python")

@@ -1,12 +1,12 @@
 """The Python a local CI run uses: a cached environment per provider plus a thin one per run.
 
 Design. The slow part of a CI run is installing the project's dependencies; the CI file itself
-also runs `pip install ".[${DEPLOY_TARGET}]"` (and may install tools), which must neither
+also runs `pip install ".[${TARGET}]"` (and may install tools), which must neither
 write into a cache shared by other runs nor race with them. So:
 
 * the *base* environment (`mlops_gen.venvs.ensure`, hash-keyed, label `ci-<provider>`) holds
-  the project's dependencies with the extras of the deploy target and `dev`/`test`, its build
-  backend, and pip. It is built once per change of those requirements and never written to
+  the project's dependencies with the extras the CI file installs (`.[a,${VAR}]`, variables
+  resolved with the run's values) and `dev`/`test`, its build backend, and pip. It is built once per change of those requirements and never written to
   by a run;
 * each run gets a *thin* environment (`uv venv`, ~20 ms) whose site-packages holds a `.pth`
   line pointing at the base environment's site-packages, and copies of the base
@@ -33,14 +33,14 @@ from mlops_gen import venvs
 TOOL_EXTRAS = ("dev", "test")
 
 
-def base_requirements(workspace: Path, target: str | None, extras: list[str] = ()) -> list[str]:
+def base_requirements(workspace: Path, extras: list[str] = ()) -> list[str]:
     pyproject = workspace / "pyproject.toml"
     reqs = ["pip", "editables"]
     if not pyproject.exists():
         return reqs
     data = tomllib.loads(pyproject.read_text())
     optional = data.get("project", {}).get("optional-dependencies", {})
-    extras = [e for e in dict.fromkeys((target, *TOOL_EXTRAS, *extras)) if e and e in optional]
+    extras = [e for e in dict.fromkeys((*TOOL_EXTRAS, *extras)) if e and e in optional]
     reqs += venvs.project_requirements(pyproject, extras)
     reqs += data.get("build-system", {}).get("requires", [])
     # the project itself is never put into the shared environment (it would point at one clone)
@@ -94,14 +94,19 @@ def thin_venv(base: Path, dest: Path) -> Path:
 
 _VENV_CMD = re.compile(r"(?:python[\d.]*|\S*/python[\d.]*)\s+-m\s+venv\s+(?:-{1,2}[\w-]+\s+)*([\w./${}()-]+)")
 _EXTRAS = re.compile(r"\.\[([^\]\s]+)\]")
-_TARGET_REFS = re.compile(r"\$\{?_?DEPLOY_TARGET\}?|\$\(deployTarget\)|\$\{\{\s*variables\.deployTarget\s*\}\}")
+# A variable reference in any of the three dialects: $NAME ${NAME} ${NAME:?} $(NAME) ${{ variables.NAME }}
+_VAR_REF = re.compile(r"\$\{\{\s*variables\.([\w.]+)\s*\}\}|\$\{(\w+)(?::?[-?=+][^}]*)?\}|\$\((\w[\w.]*)\)|\$(\w+)")
 
 
-def ci_extras(ci_text: str, target: str | None) -> list[str]:
-    """Extras the CI file installs (`.[a,b,${DEPLOY_TARGET}]`), the target variable resolved."""
+def ci_extras(ci_text: str, variables: dict[str, str]) -> list[str]:
+    """Extras the CI file installs (`.[a,b,${NAME}]`), references resolved with the run's variables;
+    a reference to a variable the run does not set is left out (the run installs that extra itself)."""
+    def value(match: re.Match) -> str:
+        return variables.get(next(g for g in match.groups() if g), "")
+
     found: list[str] = []
     for group in _EXTRAS.findall(ci_text):
-        for extra in _TARGET_REFS.sub(target or "", group).split(","):
+        for extra in _VAR_REF.sub(value, group).split(","):
             if extra.strip() and extra.strip() not in found:
                 found.append(extra.strip())
     return found
@@ -112,14 +117,15 @@ def ci_venvs(ci_text: str) -> list[str]:
     return [p for p in dict.fromkeys(_VENV_CMD.findall(ci_text)) if not p.startswith(("/", "$"))]
 
 
-def prepare(workspace: Path, provider: str, target: str | None, run_dir: Path, log, ci_text: str = "") -> Path:
+def prepare(workspace: Path, provider: str, variables: dict[str, str], run_dir: Path, log,
+            ci_text: str = "") -> Path:
     """Base (cached) + thin (per run) environment for `workspace`; returns the thin one.
 
     The base holds the extras the CI file installs. A virtual environment the CI file creates
     in the workspace (Cloud Build keeps only /workspace between steps, so its files do) is
     pre-seeded as another thin layer: `python -m venv .venv` then finds it and keeps the layer.
     """
-    reqs = base_requirements(workspace, target, ci_extras(ci_text, target))
+    reqs = base_requirements(workspace, ci_extras(ci_text, variables))
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     key = venvs.key_for(reqs, python)
     cached = (venvs.CACHE_ROOT / f"ci-{provider}-{key}" / ".complete").exists()
