@@ -9,7 +9,7 @@ pyproject.toml admits:
   (`_render_template`, `_render_context`, `_sync_git_index_executable_bit`);
 - `copier._template.Template`, `copier._subproject.Subproject`: filled from our own checkouts;
 - `copier._types.LazyDict`: the type of `_copier_conf`, copied per render;
-- `copier._jinja_ext.SandboxedEnvironment`, `get_yield_context`: the cached Jinja environment;
+- `copier._jinja_ext.get_yield_context`: reset of `{% yield %}` state in the cached Jinja environment;
 - `copier._vcs.clone`, `get_latest_tag`, `get_repo`: checkouts through copier's git handling.
 """
 
@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import copier
-from copier._jinja_ext import SandboxedEnvironment, get_yield_context
+from copier._jinja_ext import get_yield_context
 from copier._main import Worker
 from copier._subproject import Subproject
 from copier._template import Template
 from copier._types import LazyDict
 from copier._vcs import clone, get_latest_tag, get_repo
+from jinja2.sandbox import SandboxedEnvironment
 from plumbum import ProcessExecutionError
 
 __all__ = ["GitError", "Renderer", "UserError", "checkout", "copy", "latest_tag", "repo_url", "template_info"]
