@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_gen.localci.azure_expr import Evaluator, ExprError
+from mlops_gen.azure_expressions import Evaluator, ExprError
 
 from .conftest import make_repo
 
@@ -70,7 +70,7 @@ def test_variables_macros_env_mapping_and_predefined(tmp_path, run_ci):
                 env:
                   MY_ENV: mapped-$(deployTarget)
         """})
-    r = run_ci(repo, "azure")
+    r = run_ci(repo, "azure", "--var", "deployTarget=local")
     assert r.code == 0, r.output
     assert "$(undefined.macro) stays" in r.log("script")
 
@@ -155,13 +155,13 @@ def test_template_expressions_parameters_and_output_variables(tmp_path, run_ci):
                 displayName: templated
             """,
     })
-    r = run_ci(repo, "azure")
+    r = run_ci(repo, "azure", "--var", "deployTarget=local")
     assert r.code == 0, r.output
     assert r.status("templated") == "passed"
     assert r.status("deploy-dev") == "passed" and r.status("deploy-prod") == "passed"
     assert r.status("no-smoke") == "passed"
     assert r.status("read-output") == "passed"
-    r = run_ci(repo, "azure", "--var", "runSmoke=true")
+    r = run_ci(repo, "azure", "--var", "runSmoke=true", "--var", "deployTarget=local")
     assert r.code == 0 and r.status("A/smoke") == "passed"
 
 

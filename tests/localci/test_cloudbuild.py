@@ -51,7 +51,10 @@ def test_wait_for_dash_steps_overlap_and_default_is_sequential(tmp_path, run_ci)
 
 
 def test_substitutions_builtins_escapes_and_overrides(tmp_path, run_ci):
-    repo = make_repo(tmp_path / "r", {"cloudbuild.yaml": """
+    repo = make_repo(tmp_path / "r", {"pyproject.toml": """
+        [tool.mlops-gen.ci-run.vars]
+        gcp = { _DEPLOY_TARGET = "local", _UNUSED_DEFAULT = "only where used" }
+        """, "cloudbuild.yaml": """
         substitutions:
           _DEPLOY_TARGET: gcp
           _GREETING: hello

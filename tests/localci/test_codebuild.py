@@ -57,7 +57,11 @@ def test_failure_in_install_or_pre_build_skips_to_the_end(tmp_path, run_ci):
 
 
 def test_variables_and_cwd_persist_across_commands_and_phases(tmp_path, run_ci):
-    repo = make_repo(tmp_path / "r", {"buildspec.yml": """
+    # the repository's defaults for local runs (pyproject.toml) come before --var
+    repo = make_repo(tmp_path / "r", {"pyproject.toml": """
+        [tool.mlops-gen.ci-run.vars]
+        aws = { DEPLOY_TARGET = "local", OVERRIDDEN = "pyproject" }
+        """, "buildspec.yml": """
         version: 0.2
         env:
           variables:

@@ -42,6 +42,8 @@ def test_isolated_environment_installs_the_project_over_the_cached_one(tmp_path,
             version = "0.1"
             [project.optional-dependencies]
             local = []
+            [tool.mlops-gen.ci-run.vars]
+            aws = { DEPLOY_TARGET = "local" }
             """,
         "src/tiny_proj/__init__.py": "VALUE = 42\n",
         "buildspec.yml": """

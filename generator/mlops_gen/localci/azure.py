@@ -6,7 +6,7 @@
   `dependsOn` order (default: the previous stage), jobs in `dependsOn` order (default: none),
   `strategy.matrix` jobs expanded; deployment jobs with the `runOnce` strategy (preDeploy,
   deploy, routeTraffic, postRouteTraffic, then on.failure / on.success).
-* `condition` (default `succeeded()`) evaluated by azure_expr with `succeeded()`, `failed()`,
+* `condition` (default `succeeded()`) evaluated by mlops_gen.azure_expressions with `succeeded()`, `failed()`,
   `succeededOrFailed()`, `always()`, `canceled()`, `variables[...]`, `dependencies.X.result`,
   `dependencies.X.outputs['step.var']`, `stageDependencies...`.
 * Variables: pipeline, stage, job (map and list forms, `group` from --secrets
@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_gen.azure_expressions import CIDict, Evaluator, ExprError, to_str, truthy
+
 from . import artifacts
-from .azure_expr import CIDict, Evaluator, ExprError, to_str, truthy
 from .azure_template import Expander, load_yaml
 from .errors import CIUsageError
 from .report import FAILED, PASSED, WARNING

@@ -1,6 +1,6 @@
 """Compile-time processing of an Azure Pipelines file: `${{ }}` template expressions
 (`${{ if }}` / `${{ elseif }}` / `${{ else }}` / `${{ each }}` insertions, `${{ variables.x }}`,
-`${{ parameters.x }}`, any function of azure_expr) and `template:` references to local files
+`${{ parameters.x }}`, any function of mlops_gen.azure_expressions) and `template:` references to local files
 (steps, jobs, stages, variables, `extends`), with their `parameters`."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from .azure_expr import CIDict, Evaluator, ExprError, to_str, truthy
+from mlops_gen.azure_expressions import CIDict, Evaluator, ExprError, to_str, truthy
+
 from .errors import CIUsageError
 
 _EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)

@@ -14,6 +14,8 @@ import click
 import yaml
 from rich.console import Console
 
+from mlops_gen.azure_expressions import ExprError
+
 from . import pyenv
 from .errors import CIUsageError
 from .report import FAILED, Reporter, write_report
@@ -100,7 +102,7 @@ def run(provider, repo, ci_file, variables, keep_env, secrets_file, image_maps, 
             codes.append(run_one(name, path, repo, vars_, explicit=set(overrides), keep_env=keep_env,
                                  secrets=secrets, image_map=image_map, use_venv=not no_venv,
                                  keep_workspace=keep_workspace, verbose=verbose, console=console))
-    except CIUsageError as exc:
+    except (CIUsageError, ExprError) as exc:  # an expression that cannot be evaluated: exit 2
         click.echo(f"mlops-gen ci run: error: {exc}", err=True)
         sys.exit(2)
     sys.exit(max(codes))

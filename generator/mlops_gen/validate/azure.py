@@ -8,7 +8,7 @@ from typing import Any
 
 from check_jsonschema.transforms.azure_pipelines import AzurePipelinesDataError, azure_main
 
-from mlops_gen.validate.azure_expr import check_condition
+from mlops_gen.azure_expressions import check_condition
 from mlops_gen.validate.azure_schema import is_dynamic, validator
 from mlops_gen.validate.azure_tasks import check_task_step
 from mlops_gen.validate.context import Context

@@ -1,4 +1,4 @@
-"""Azure Pipelines expressions: a tokenizer and a recursive-descent parser/evaluator.
+"""Azure Pipelines expressions: one tokenizer, parser and evaluator for `validate` and `ci run`.
 
 One grammar serves runtime conditions (`condition: and(succeeded(), eq(variables['x'], 'y'))`),
 runtime expressions (`$[ ... ]`) and compile-time template expressions (`${{ ... }}`):
@@ -6,11 +6,14 @@ runtime expressions (`$[ ... ]`) and compile-time template expressions (`${{ ...
     expr     := literal | call | ref
     call     := IDENT '(' [expr (',' expr)*] ')'
     ref      := IDENT ('.' IDENT | '[' expr ']')*
-    literal  := 'string' ('' escapes a quote) | number | true | false | null
+    literal  := 'string' ('' escapes a quote) | number | version (1.2.3) | true | false | null
 
-Type rules follow the documentation: comparisons convert the right operand to the type of
-the left one; string comparison is ordinal and case-insensitive; a string is true unless
-empty (so 'false' is true), a number unless 0, null is false.
+Type rules follow Microsoft's expressions documentation: comparisons convert the right operand
+to the type of the left one; string comparison is ordinal and case-insensitive; a string is
+true unless empty (so 'false' is true), a number unless 0, null is false; a version literal
+has two or three dots. `validate` uses `check_condition` (parse, known functions, their arity,
+no bare names); inside a condition a `${{ }}` or `$( )` outside quotes is a value known only
+after expansion, and inside quotes it is text like any other.
 """
 
 from __future__ import annotations
@@ -21,11 +24,34 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CIUsageError
+
+class ExprError(ValueError):
+    """A malformed or failing expression; `offset` is where in the text, when known."""
+
+    def __init__(self, message: str, offset: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
 
 
-class ExprError(CIUsageError):
-    pass
+@dataclass(frozen=True, order=True)
+class Version:
+    """A version value (`1.2.3`): compared part by part."""
+
+    parts: tuple[int, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Version | None:
+        if not re.fullmatch(r"\d+(\.\d+){1,3}", text.strip()):
+            return None
+        return cls(tuple(int(p) for p in text.strip().split(".")))
+
+    def __str__(self) -> str:
+        return ".".join(map(str, self.parts))
+
+
+class Unknown:
+    """The value of a `${{ }}` or `$( )` inside a condition being checked: known after expansion."""
 
 
 @dataclass
@@ -35,8 +61,9 @@ class Token:
     pos: int
 
 
-_NUM = re.compile(r"-?\d+(\.\d+)?")
+_NUM = re.compile(r"-?\d+(\.\d+){0,3}")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+_MACRO = re.compile(r"\$\{\{.*?\}\}|\$\([^()]*\)|\$\[.*?\]", re.DOTALL)
 
 
 def tokenize(text: str) -> list[Token]:
@@ -48,11 +75,14 @@ def tokenize(text: str) -> list[Token]:
         elif c in "()[],.":
             tokens.append(Token(c, c, i))
             i += 1
+        elif c == "$" and (m := _MACRO.match(text, i)):
+            tokens.append(Token("unknown", m.group(0), i))
+            i = m.end()
         elif c == "'":
             j, buf = i + 1, []
             while True:
                 if j >= len(text):
-                    raise ExprError(f"unterminated string in expression {text!r}")
+                    raise ExprError("a string starting here is never closed with '", i)
                 if text[j] == "'":
                     if j + 1 < len(text) and text[j + 1] == "'":
                         buf.append("'")
@@ -65,13 +95,16 @@ def tokenize(text: str) -> list[Token]:
             i = j + 1
         elif (m := _NUM.match(text, i)) and (c != "-" or not tokens or tokens[-1].kind in "(,["):
             v = m.group(0)
-            tokens.append(Token("num", float(v) if "." in v else int(v), i))
+            version = Version.parse(v) if v.count(".") >= 2 else None
+            if v.count(".") >= 2 and (version is None or v.startswith("-")):
+                raise ExprError(f"{v!r} is neither a number nor a version", i)
+            tokens.append(Token("num", version or (float(v) if "." in v else int(v)), i))
             i = m.end()
         elif m := _IDENT.match(text, i):
             tokens.append(Token("ident", m.group(0), i))
             i = m.end()
         else:
-            raise ExprError(f"unexpected {c!r} at {i} in expression {text!r}")
+            raise ExprError(f"unexpected character {c!r}", i)
     tokens.append(Token("end", None, len(text)))
     return tokens
 
@@ -82,6 +115,8 @@ class Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.calls: list[tuple[str, int, int]] = []   # (function, offset, arguments), for static checks
+        self.refs: list[tuple[str, int]] = []    # (root name, offset)
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -89,15 +124,21 @@ class Parser:
     def take(self, kind: str | None = None) -> Token:
         tok = self.tokens[self.i]
         if kind and tok.kind != kind:
-            found = tok.value if tok.kind != "end" else "end of expression"
-            raise ExprError(f"expected {kind!r} at {tok.pos}, found {found!r} in expression {self.text!r}")
+            if tok.kind == "end":
+                raise ExprError(f"the expression ends where {kind!r} was expected (unbalanced brackets?)", tok.pos)
+            raise ExprError(f"expected {kind!r} but found {tok.value!r}", tok.pos)
         self.i += 1
         return tok
 
     def parse(self):
+        if self.peek().kind == "end":
+            raise ExprError("the expression is empty", 0)
         node = self.expr()
-        if self.peek().kind != "end":
-            raise ExprError(f"unexpected {self.peek().value!r} at {self.peek().pos} in expression {self.text!r}")
+        extra = self.peek()
+        if extra.kind == ")":
+            raise ExprError("')' has no matching '(' (unbalanced parentheses)", extra.pos)
+        if extra.kind != "end":
+            raise ExprError(f"unexpected {extra.value!r} after a complete expression", extra.pos)
         return node
 
     def expr(self):
@@ -105,8 +146,12 @@ class Parser:
         if tok.kind in ("str", "num"):
             self.take()
             return ("lit", tok.value)
+        if tok.kind == "unknown":
+            self.take()
+            return ("lit", Unknown())
         if tok.kind != "ident":
-            raise ExprError(f"unexpected {tok.value!r} at {tok.pos} in expression {self.text!r}")
+            found = "the end" if tok.kind == "end" else repr(tok.value)
+            raise ExprError(f"expected a value, a function call or a variable reference, found {found}", tok.pos)
         self.take()
         low = tok.value.lower()
         if self.peek().kind == "(":
@@ -118,15 +163,20 @@ class Parser:
                     self.take(",")
                     args.append(self.expr())
             self.take(")")
+            self.calls.append((low, tok.pos, len(args)))
             return ("call", low, args)
         if low in ("true", "false"):
             return ("lit", low == "true")
         if low == "null":
             return ("lit", None)
+        self.refs.append((tok.value, tok.pos))
         accessors = []
         while self.peek().kind in (".", "["):
             if self.take().kind == ".":
-                accessors.append(("lit", self.take("ident").value))
+                name = self.peek()
+                if name.kind not in ("ident", "num"):
+                    raise ExprError(f"expected a property name after '.', found {name.value!r}", name.pos)
+                accessors.append(("lit", to_str(self.take().value)))
             else:
                 accessors.append(self.expr())
                 self.take("]")
@@ -153,6 +203,8 @@ def truthy(v: Any) -> bool:
 def to_str(v: Any) -> str:
     if v is None:
         return ""
+    if isinstance(v, Version):
+        return str(v)
     if isinstance(v, bool):
         return "True" if v else "False"
     if isinstance(v, float) and v.is_integer():
@@ -182,6 +234,8 @@ def to_num(v: Any) -> float | None:
 
 def _coerce_pair(a: Any, b: Any):
     """(left, right) with right converted to left's type; None when not convertible."""
+    if isinstance(a, Version):
+        return a, b if isinstance(b, Version) else Version.parse(to_str(b))
     if isinstance(a, bool):
         return a, truthy(b)
     if isinstance(a, (int, float)):
@@ -350,3 +404,35 @@ FUNCTIONS: dict[str, tuple[int, int | None, Callable]] = {
     "replace": (3, 3, lambda s, a, b: to_str(s).replace(to_str(a), to_str(b))),
     "converttojson": (1, 1, lambda a: json.dumps(a, indent=2)),
 }
+
+
+# -- static checks (validate) ------------------------------------------------------------------
+STATUS_FUNCTIONS = {"succeeded": (0, None), "failed": (0, None), "succeededorfailed": (0, None),
+                    "always": (0, 0), "canceled": (0, 0), "and": (2, None), "or": (2, None), "iif": (3, 3),
+                    "counter": (0, 2)}
+CONTEXTS = {"variables", "dependencies", "stagedependencies", "pipeline", "resources", "parameters",
+            "environment", "strategy"}
+
+
+def check_condition(text: str) -> ExprError | None:
+    """None when `text` is a well-formed runtime expression, else the first problem (with its offset):
+    syntax, an unknown function, a wrong number of arguments, or a bare name (Azure: "Unrecognized value")."""
+    try:
+        parser = Parser(text)
+        parser.parse()
+    except ExprError as exc:
+        return exc
+    for name, offset, count in parser.calls:
+        arity = STATUS_FUNCTIONS.get(name) or (FUNCTIONS[name][:2] if name in FUNCTIONS else None)
+        spelled = text[offset:offset + len(name)]
+        if arity is None:
+            return ExprError(f"unknown function {spelled!r}", offset)
+        low, high = arity
+        if count < low or (high is not None and count > high):
+            expected = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
+            return ExprError(f"{spelled}() takes {expected} argument(s), got {count}", offset)
+    for name, offset in parser.refs:
+        if name.lower() not in CONTEXTS:
+            return ExprError(f"bare name {name!r} is not a value Azure understands (\"Unrecognized value\"); use "
+                             f"variables['{name}'], '{name}' in quotes, or ${{{{ parameters.{name} }}}}", offset)
+    return None
