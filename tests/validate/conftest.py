@@ -11,7 +11,9 @@ from click.testing import CliRunner
 from mlops_gen.validate.command import validate
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO / ".." / "shared" / "corpus"
+# Real CI files by other people, with their sources (tests/corpus/real-ci/SOURCES.md): in the repository,
+# so a plain clone tests against them.
+CORPUS = REPO / "tests" / "corpus"
 
 
 class Run:

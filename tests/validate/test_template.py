@@ -29,6 +29,6 @@ def test_rendered_repo_is_clean(tmp_path: Path, clouds):
     assert run.code == 0
     ci_files = {Path(p).name for p in run.doc["files"]}
     expected = {"aws": "buildspec.yml", "azure": "azure-pipelines.yml", "gcp": "cloudbuild.yaml"}
-    for cloud in clouds or []:
-        if (repo / expected[cloud]).exists():
-            assert expected[cloud] in ci_files
+    for cloud in clouds or CLOUDS:
+        assert (repo / expected[cloud]).is_file(), f"{expected[cloud]} was not rendered"
+        assert expected[cloud] in ci_files
