@@ -5,7 +5,7 @@
 
 The repos are rendered from the template when a render contains CI files (one render per clouds
 combination, copied to fill --repos folders with distinct project names); otherwise they are built
-from the real-world corpus in ../shared/corpus/real-ci (each repo gets one buildspec, one Azure
+from the real-world corpus in tests/corpus/real-ci (each repo gets one buildspec, one Azure
 pipeline and one Cloud Build config, taken round-robin). The baseline runs on --baseline-repos
 repos and is scaled per file to --repos (each file costs the same two subprocesses); pass
 --baseline-repos equal to --repos to measure it in full.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-CORPUS = REPO / ".." / "shared" / "corpus" / "real-ci"
+CORPUS = REPO / "tests" / "corpus" / "real-ci"
 SCHEMA = REPO / "generator" / "mlops_gen" / "validate" / "data" / "buildspec-0.2.schema.json"
 YAMLLINT_CONFIG = REPO / "generator" / "mlops_gen" / "validate" / "data" / "yamllint.yaml"
 CI_NAMES = {"buildspec.yml": "aws", "azure-pipelines.yml": "azure", "cloudbuild.yaml": "gcp"}

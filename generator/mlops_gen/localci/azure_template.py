@@ -194,7 +194,7 @@ class Expander:
                     expanded_vars if key == "variables" else self.node(value, sub, base, str(k)))
             else:
                 inserted = self.node(value, sub, base, None)
-                if inserted is None:
+                if inserted in (None, "", [], {}):  # an empty parameter inserts nothing (e.g. `matrix: []`)
                     continue
                 if not isinstance(inserted, dict):
                     raise CIUsageError(f"{key!r} inside a mapping must insert a mapping")
