@@ -98,3 +98,14 @@ def test_cloud_questions_are_asked_only_for_chosen_clouds(tmp_path: Path) -> Non
     assert not any(k.startswith(("aws_", "azure_")) for k in answers)
     # nothing secret is asked or recorded
     assert not any(word in key for key in answers for word in ("secret", "password", "token", "key"))
+
+
+@pytest.mark.parametrize(("value", "files"), [("aws", {"buildspec.yml"}),
+                                              ("aws,gcp", {"buildspec.yml", "cloudbuild.yaml"})])
+def test_clouds_as_a_comma_separated_list(tmp_path: Path, value: str, files: set[str]) -> None:
+    """`--data clouds=aws` is the natural spelling: a list, not a traceback."""
+    dest = tmp_path / "repo"
+    result = CliRunner().invoke(main, ["new", str(dest), "--defaults", "--data", f"clouds={value}"])
+    assert result.exit_code == 0, result.output
+    ci_files = {p.name for p in dest.iterdir()} & {"buildspec.yml", "azure-pipelines.yml", "cloudbuild.yaml"}
+    assert ci_files == files

@@ -15,7 +15,6 @@ import yaml
 
 from mlops_gen import CHECKOUT_ROOT, __version__, venvs
 from mlops_gen.selfwheel import wheel_dir
-from tests.helpers import render
 
 pytestmark = pytest.mark.xdist_group("wheel")
 
@@ -55,11 +54,12 @@ def test_version_is_the_wheels_and_the_templates(installed: Path, tmp_path: Path
 
 
 @pytest.mark.parametrize("clouds", ["aws,azure,gcp", "aws", "azure", "gcp"])
-def test_installed_wheel_renders_what_the_checkout_renders(installed: Path, tmp_path: Path, clouds: str) -> None:
+def test_installed_wheel_renders_what_the_checkout_renders(installed: Path, tmp_path: Path, rendered,
+                                                          clouds: str) -> None:
     done = tool(installed, "new", "out", "--defaults", "--data", f"clouds={clouds}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     from_wheel = tmp_path / "out"
-    from_checkout = render(tmp_path / "checkout", clouds=clouds.split(","))
+    from_checkout = rendered(clouds=clouds.split(","))
 
     wheel_files, checkout_files = files(from_wheel), files(from_checkout)
     assert sorted(wheel_files) == sorted(checkout_files)
@@ -94,9 +94,9 @@ def test_a_folder_without_copier_yml_is_refused(installed: Path, tmp_path: Path)
 
 
 @pytest.mark.parametrize("cloud", ["aws", "azure", "gcp"])
-def test_ml_environment_holds_no_validator_package(tmp_path: Path, cloud: str) -> None:
+def test_ml_environment_holds_no_validator_package(rendered, cloud: str) -> None:
     """What `pip install .[<cloud>,dev]` would install, resolved by uv: none of the validator's packages."""
-    repo = render(tmp_path / "repo", clouds=[cloud])
+    repo = rendered(clouds=[cloud])
     extras = ["local", "dev", cloud]
     optional = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert set(optional) == set(extras), "one extra per target plus dev: no `ci` extra"

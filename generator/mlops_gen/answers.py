@@ -62,7 +62,7 @@ def _as_yaml_list(key: str, value: str, spec: dict) -> str:
     allowed = [str(c) for c in (choices.values() if isinstance(choices, dict) else choices or [])]
     unknown = [i for i in items if allowed and i not in allowed]
     if unknown:
-        raise AnswerError(f"{key}: {', '.join(unknown)} not among {', '.join(allowed)}")
+        raise AnswerError(f"{key}: {', '.join(map(repr, unknown))} is not in {', '.join(allowed)}")
     return "[" + ", ".join(items) + "]"
 
 

@@ -5,6 +5,7 @@ offline AWS tests (moto server, botocore model checks, SageMaker pipeline defini
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,8 @@ TOOLS = ("python -m pip install ", "python -m ruff check ", "python -m pytest ",
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return render(tmp_path_factory.mktemp("aws") / "repo", clouds=["aws"])
+def repo(tmp_path_factory, rendered) -> Path:
+    return Path(shutil.copytree(rendered(clouds=["aws"]), tmp_path_factory.mktemp("aws") / "repo"))
 
 
 def _buildspec(repo: Path, name: str) -> dict:

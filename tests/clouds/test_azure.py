@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,8 @@ STAGES = ["Test", "Train", "Register", "DeployStaging", "DeployProd"]
 
 
 @pytest.fixture(scope="module")
-def v2(tmp_path_factory) -> Path:
-    return render(tmp_path_factory.mktemp("az") / "repo", clouds=["azure"])
+def v2(tmp_path_factory, rendered) -> Path:
+    return Path(shutil.copytree(rendered(clouds=["azure"]), tmp_path_factory.mktemp("az") / "repo"))
 
 
 @pytest.fixture(scope="module")

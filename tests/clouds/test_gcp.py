@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,8 @@ STAGES = ["train", "evaluate", "gate", "register", "deploy-smoke"]
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return render(tmp_path_factory.mktemp("gcp") / "repo", clouds=["gcp"])
+def repo(tmp_path_factory, rendered) -> Path:
+    return Path(shutil.copytree(rendered(clouds=["gcp"]), tmp_path_factory.mktemp("gcp") / "repo"))
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +134,8 @@ def test_steps_are_thin_pinned_and_fail_loudly(repo: Path, name: str) -> None:
                 assert [c.split()[:4] for c in commands] == [
                     [".venv/bin/python", "-m", "my_ml_project", stage] for stage in ("deploy", "smoke")]
                 assert all('--target "${_DEPLOY_TARGET}" --env "${_ENV}"' in c for c in commands)
+        elif step["id"] == "validate":  # the validator, in an environment of its own
+            assert step["entrypoint"] == ".venv/bin/uvx" and step["args"][:2] == ["--from", "mlops-gen==0.1.0"]
         else:  # every other step is the workspace venv's Python running a module
             assert step["entrypoint"] == ".venv/bin/python" and step["args"][0] == "-m", step["id"]
     for step in build["steps"]:

@@ -7,6 +7,7 @@ and runs every stage).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,14 +17,12 @@ from click.testing import CliRunner
 from mlops_gen.localci.command import CI_FILES, ci
 from mlops_gen.selfwheel import find_links_env
 
-from ..helpers import render
-
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localci-e2e")]
 STAGES = ("validate", "train", "gate", "deploy", "smoke")
 
 
-def _generated(tmp_path, cloud: str, **answers):
-    repo = render(tmp_path / f"repo-{cloud}", clouds=[cloud], **answers)
+def _generated(tmp_path, rendered, cloud: str, **answers):
+    repo = Path(shutil.copytree(rendered(clouds=[cloud], **answers), tmp_path / f"repo-{cloud}"))
     assert any((repo / name).exists() for name in CI_FILES[cloud]), f"no {CI_FILES[cloud][0]} rendered"
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
@@ -49,8 +48,8 @@ def _steps_for(report: dict, stage: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("cloud", sorted(CI_FILES))
-def test_generated_ci_file_passes_end_to_end(tmp_path, cloud):
-    repo = _generated(tmp_path, cloud)
+def test_generated_ci_file_passes_end_to_end(tmp_path, rendered, cloud):
+    repo = _generated(tmp_path, rendered, cloud)
     out, report = _run(repo, cloud)
     assert out.exit_code == 0, out.output
     assert report["status"] == "passed"
@@ -63,8 +62,8 @@ def test_generated_ci_file_passes_end_to_end(tmp_path, cloud):
 # One provider is enough for the gate (the stage is the same everywhere); AWS because CodeBuild still
 # runs post_build after a failed build, which must then not deploy.
 @pytest.mark.parametrize("cloud", ["aws"])
-def test_unreachable_gate_fails_at_the_gate_step(tmp_path, cloud):
-    repo = _generated(tmp_path, cloud, metric="accuracy", metric_threshold=0.9999)
+def test_unreachable_gate_fails_at_the_gate_step(tmp_path, rendered, cloud):
+    repo = _generated(tmp_path, rendered, cloud, metric="accuracy", metric_threshold=0.9999)
     out, report = _run(repo, cloud)
     assert out.exit_code == 1, out.output
     assert report["status"] == "failed"

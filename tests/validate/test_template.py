@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import render
 from tests.validate.conftest import run_validate
 
 CLOUDS = ("aws", "azure", "gcp")
@@ -21,9 +20,9 @@ COMBINATIONS = [None, *SUBSETS]  # None: copier's defaults
 
 @pytest.mark.filterwarnings("ignore::Warning")
 @pytest.mark.parametrize("clouds", COMBINATIONS, ids=["default"] + ["+".join(s) for s in SUBSETS])
-def test_rendered_repo_is_clean(tmp_path: Path, clouds):
+def test_rendered_repo_is_clean(rendered, clouds):
     data = {} if clouds is None else {"clouds": clouds}
-    repo = render(tmp_path / "repo", **data)
+    repo = rendered(**data)
     run = run_validate(repo, "--strict")
     assert run.findings == [], run.output
     assert run.code == 0

@@ -186,7 +186,7 @@ class _Rules:
             if not _USER_NAME.match(str(key)):
                 self.ctx.report("gcb-substitution-name", key,
                                 f"substitution name {key!r} is invalid: user-defined substitutions start with _ "
-                                "and use only upper-case letters, digits and _ (e.g. _DEPLOY_TARGET)")
+                                "and use only upper-case letters, digits and _ (e.g. _REGION)")
 
     def _strings(self, node: Any, path: list, shell: bool):
         if isinstance(node, dict):
