@@ -18,7 +18,6 @@ SUBSETS = [list(c) for n in range(1, 4) for c in itertools.combinations(CLOUDS, 
 COMBINATIONS = [None, *SUBSETS]  # None: copier's defaults
 
 
-@pytest.mark.filterwarnings("ignore::Warning")
 @pytest.mark.parametrize("clouds", COMBINATIONS, ids=["default"] + ["+".join(s) for s in SUBSETS])
 def test_rendered_repo_is_clean(rendered, clouds):
     data = {} if clouds is None else {"clouds": clouds}

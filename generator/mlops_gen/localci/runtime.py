@@ -92,10 +92,15 @@ def run_logged(argv: list[str], *, cwd: Path, env: dict[str, str], step: Step, r
             timer = threading.Timer(timeout, expire)
             timer.daemon = True
             timer.start()
-        pump(proc.stdout, False)
-        if err_thread is not None:
-            err_thread.join()
-        rc = proc.wait()
+        try:
+            pump(proc.stdout, False)
+            if err_thread is not None:
+                err_thread.join()
+            rc = proc.wait()
+        finally:
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
         if timer is not None:
             timer.cancel()
         if timed_out.is_set():

@@ -67,6 +67,18 @@ class PersistentShell:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except OSError:
                 pass
+        self._release()
+
+    def _release(self) -> None:
+        """Close our ends of an ended shell's pipes (the next command starts a new shell)."""
+        if self.proc is not None:
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:  # a broken pipe to a shell that is gone
+                        pass
+            self.proc.wait()
         self.proc = None
 
     # -- commands ------------------------------------------------------------------------
@@ -75,6 +87,7 @@ class PersistentShell:
         if self.proc is None or self.proc.poll() is not None:
             if self.proc is not None:
                 self.restarts += 1
+                self._release()
             self._spawn()
         self.count += 1
         script = self.control / f"cmd-{self.count}.sh"
