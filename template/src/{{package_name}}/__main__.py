@@ -32,6 +32,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="serve: address to bind")
     parser.add_argument("--port", type=int, default=8080, help="serve: port")
     parser.add_argument("--state-file", type=Path, help="serve: exit when this deployment record is replaced")
+    parser.add_argument("--health-port", type=int, help="serve: also listen here (a port of this server alone)")
+    parser.add_argument("--allow-schema-change", action="store_true",
+                        help="deploy: accept a model whose input schema differs from the one serving")
     parser.add_argument("--print-definition", action="store_true",
                         help="pipeline: print the managed pipeline definition of --target and exit")
     return parser.parse_args(argv)
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if not (args.model_dir / "model.joblib").exists():
                 raise ConfigError(f"--model-dir: {args.model_dir}/model.joblib not found; run `train` first")
-            serve(args.model_dir, args.host, args.port, args.state_file)
+            serve(args.model_dir, args.host, args.port, args.state_file, args.health_port)
             return 0
         config = config_lib.load(args.config)
         target = get_target(args.target, config, root)
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.stage == "promote":
             result = stages.promote(config, target, root, args.model_version, args.to)
+        elif args.stage == "deploy":
+            result = stages.deploy(config, target, root, args.env, args.allow_schema_change)
         elif args.stage == "undeploy":
             target.undeploy(args.env)
             result = {"env": args.env}

@@ -7,3 +7,7 @@ class ConfigError(Exception):
 
 class StageFailed(Exception):
     """The stage ran and said no: a missed gate, a failed smoke test (exit 1)."""
+
+
+class DataError(ConfigError):
+    """The data cannot train a model anyone should trust (exit 2): names the file, column and count."""

@@ -13,46 +13,26 @@ import csv
 import io
 import json
 import os
+import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import model as model_lib
+from . import schema as schema_lib
 
-
-class BadRequest(ValueError):
-    pass
-
-
-def to_frame(instances: Any, features: list[str]) -> pd.DataFrame:
-    """Rows as lists (by position) or dicts (by feature name) -> the frame the pipeline expects."""
-    if not isinstance(instances, list) or not instances:
-        raise BadRequest("'instances' must be a non-empty list of rows")
-    rows = []
-    for index, row in enumerate(instances):
-        if isinstance(row, dict):
-            missing = [f for f in features if f not in row]
-            if missing:
-                raise BadRequest(f"row {index}: missing features {missing[:5]}")
-            row = [row[f] for f in features]
-        if not isinstance(row, list) or len(row) != len(features):
-            raise BadRequest(f"row {index}: expected {len(features)} values")
-        try:
-            rows.append([float(v) for v in row])
-        except (TypeError, ValueError):
-            raise BadRequest(f"row {index}: values must be numbers") from None
-    return pd.DataFrame(rows, columns=features)
+BadRequest = schema_lib.SchemaError  # a request that does not fit the model's input schema: a 400
 
 
 def predict(pipeline, meta: dict, instances: Any) -> list:
-    frame = to_frame(instances, meta["features"])
+    """Predictions, with the training labels, for rows checked and typed by the model's input schema."""
+    frame = schema_lib.rows_to_frame(instances, meta["schema"])
     return [p.item() if hasattr(p, "item") else p for p in pipeline.predict(frame)]
 
 
@@ -63,8 +43,10 @@ def create_app(model_dir: Path) -> Starlette:
     async def read_json(request: Request) -> Any:
         try:
             return json.loads(await request.body())
-        except json.JSONDecodeError:
-            raise BadRequest("body is not valid JSON") from None
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"body is not UTF-8 (byte {exc.start})") from None
+        except ValueError as exc:  # malformed JSON, or an integer past Python's digit limit
+            raise BadRequest(f"body is not valid JSON: {str(exc)[:120]}") from None
 
     def route(path: str, rows_of) -> Route:
         """POST `path`: rows_of(request) -> rows, answered as {"predictions": [...]} or a 400."""
@@ -80,7 +62,10 @@ def create_app(model_dir: Path) -> Starlette:
 
     async def sagemaker_rows(request: Request) -> Any:
         if request.headers.get("content-type", "").startswith("text/csv"):
-            text = (await request.body()).decode()
+            try:
+                text = (await request.body()).decode()
+            except UnicodeDecodeError as exc:
+                raise BadRequest(f"body is not UTF-8 (byte {exc.start})") from None
             return [row for row in csv.reader(io.StringIO(text)) if row]
         payload = await read_json(request)
         return payload.get("instances") if isinstance(payload, dict) else payload
@@ -128,11 +113,27 @@ def _exit_when_replaced(state_file: Path, server) -> None:
             server.should_exit = True
 
 
-def serve(model_dir: Path, host: str, port: int, state_file: Path | None = None) -> None:
+def _listen(host: str, port: int, shared: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:  # the next deployment of the environment binds the same port while this one drains
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def serve(model_dir: Path, host: str, port: int, state_file: Path | None = None,
+          health_port: int | None = None) -> None:
+    """Serve on `port` (shared with the environment's next deployment), and on `health_port` when
+    given: a port of this server alone, for the deployer's health check."""
     import uvicorn
 
     config = uvicorn.Config(create_app(model_dir), host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
     if state_file is not None:
         threading.Thread(target=_exit_when_replaced, args=(state_file, server), daemon=True).start()
-    server.run()
+    sockets = [_listen(host, port, shared=True)]
+    if health_port is not None:
+        sockets.append(_listen(host, health_port, shared=False))
+    server.run(sockets=sockets)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from . import data as data_lib
 from . import model as model_lib
-from .config import TASK, Config
+from . import schema as schema_lib
+from .config import Config
 from .errors import ConfigError, StageFailed
 from .targets import Target
 
@@ -23,9 +24,20 @@ ARTIFACTS = Path("artifacts")
 SAMPLE_ROWS = 8
 
 
+def _finite(value):
+    """JSON has no NaN or Infinity: an undefined number is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _write(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    path.write_text(json.dumps(_finite(payload), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def _read(path: Path, produced_by: str) -> dict:
@@ -53,9 +65,8 @@ def train(config: Config, target: Target, root: Path) -> dict:
     X_train, X_test, y_train, _ = data_lib.split(config, X, y)
     managed = target.train(artifacts)
     if not managed:
-        pipeline = model_lib.build(config)
-        pipeline.fit(X_train, y_train)
-        model_lib.save(pipeline, list(X.columns), artifacts / "model")
+        pipeline, meta = model_lib.fit(config, X_train, y_train)
+        model_lib.save(pipeline, meta, artifacts / "model")
     lineage = {
         "git_commit": git_commit(root),
         "data_source": config.data.source,
@@ -67,43 +78,109 @@ def train(config: Config, target: Target, root: Path) -> dict:
         "trained_at": datetime.now(UTC).isoformat(),
     }
     _write(artifacts / "lineage.json", lineage)
-    _write(artifacts / "sample.json", {"instances": X_test.head(SAMPLE_ROWS).values.tolist()})
-    return {"rows": len(X_train), "managed": managed}
+    sample = {"instances": _rows(X_test.head(SAMPLE_ROWS))}
+    _write(artifacts / "sample.json", sample)
+    _write(artifacts / "model" / "sample.json", sample)  # registered with the version: smoke of the next one
+    result = {"rows": len(X_train), "features": len(X.columns), "managed": managed}
+    if config.task == "classification":
+        pos = model_lib.positive_class(config, y_train)
+        result["positive_class"] = None if pos is None else model_lib._plain(pos)
+    return result
+
+
+def _rows(frame) -> list[list]:
+    """Rows as a client sends them: plain JSON values, null for missing."""
+    return [[None if v is None or (isinstance(v, float) and math.isnan(v)) else model_lib._plain(v) for v in row]
+            for row in frame.astype(object).itertuples(index=False)]
 
 
 def evaluate(config: Config, target: Target, root: Path) -> dict:
+    """Scores the model, the trivial baseline and (when the target can fetch it) the champion on the
+    same test set: metrics.json, and evaluation.json for the gate."""
     artifacts = root / ARTIFACTS
     if not (artifacts / "model" / "model.joblib").exists():
         raise StageFailed(f"{artifacts / 'model'} is missing: run `train` first")
-    pipeline, _ = model_lib.load(artifacts / "model")
-    X, y = data_lib.load_frame(config)
-    _, X_test, _, y_test = data_lib.split(config, X, y)
-    metrics = model_lib.compute_metrics(pipeline, X_test, y_test)
+    pipeline, meta = model_lib.load(artifacts / "model")
+    X, y = data_lib.load_frame(config, report=lambda *a, **k: None)
+    X_train, X_test, y_train, y_test = data_lib.split(config, X, y)
+    metrics = model_lib.compute_metrics(pipeline, meta, X_test, y_test)
+    champion = target.champion()
+    champion_metrics, champion_note = None, "no champion (nothing serves prod yet)"
+    if champion is not None:
+        champion_metrics, champion_note = _rescore(target, champion, X_test, y_test)
     _write(artifacts / "metrics.json", metrics)
+    _write(artifacts / "evaluation.json", {
+        "test_rows": len(y_test),
+        "data": {"source": config.data.source, "fingerprint": data_lib.fingerprint(X, y),
+                 "test_size": config.data.test_size, "seed": config.data.seed},
+        "averaging": model_lib.averaging(meta),
+        "baseline": model_lib.baseline_metrics(config, meta, X_train, y_train, X_test, y_test),
+        "champion": {"version": champion.version if champion else None, "metrics": champion_metrics,
+                     "note": champion_note},
+    })
     return metrics
 
 
+def _rescore(target: Target, champion, X_test, y_test) -> tuple[dict | None, str]:
+    """The champion's metrics on this run's test set, or (None, why) when it cannot be fetched."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = target.fetch_model(champion.version, Path(tmp))
+        if folder is None:
+            return None, f"the {target.name} target cannot fetch version {champion.version} to re-score it"
+        pipeline, meta = model_lib.load(folder)
+        try:
+            return model_lib.compute_metrics(pipeline, meta, X_test, y_test), "re-scored on this run's test set"
+        except (schema_lib.SchemaError, KeyError, ValueError) as exc:
+            return None, f"version {champion.version} cannot score this data ({exc})"
+
+
+def _number(value) -> float:
+    return math.nan if value is None else float(value)
+
+
 def gate(config: Config, target: Target, root: Path) -> dict:
+    """Fails (exit 1) unless the metric is a number, meets the threshold, beats the trivial baseline by
+    gate.min_lift, was measured on at least data.min_test_rows rows, and trails the champion, scored on
+    the same test set, by no more than gate.tolerance."""
     metrics = _read(root / ARTIFACTS / "metrics.json", "evaluate")
-    name, threshold, tolerance = config.gate.metric, config.gate.threshold, config.gate.tolerance
-    value = metrics[name]
-    lower = config.gate.lower_is_better
+    evaluation = _read(root / ARTIFACTS / "evaluation.json", "evaluate")
+    gate_cfg, name = config.gate, config.gate.metric
+    value, lower = _number(metrics.get(name)), gate_cfg.lower_is_better
+
+    def better_by(a: float, b: float) -> float:
+        return (b - a) if lower else (a - b)
+
     reasons = []
-    if (value > threshold) if lower else (value < threshold):
-        reasons.append(f"{name}={value:.4f} misses the threshold {'<=' if lower else '>='} {threshold}")
-    champion = target.champion()
-    champion_value = champion.metrics.get(name) if champion else None
-    if champion_value is not None:
-        worse_by = (value - champion_value) if lower else (champion_value - value)
-        if worse_by > tolerance:
-            reasons.append(
-                f"{name}={value:.4f} is worse than the champion (version {champion.version}, "
-                f"{name}={champion_value:.4f}) by {worse_by:.4f} > tolerance {tolerance}"
-            )
+    if not math.isfinite(value):
+        reasons.append(f"{name} could not be computed on the test set (undefined, e.g. a single class in it)")
+    elif (value > gate_cfg.threshold) if lower else (value < gate_cfg.threshold):
+        reasons.append(f"{name}={value:.4f} misses the threshold {'<=' if lower else '>='} {gate_cfg.threshold}")
+    rows = evaluation["test_rows"]
+    if rows < config.data.min_test_rows:
+        reasons.append(f"only {rows} test rows (data.min_test_rows: {config.data.min_test_rows}): "
+                       "too few to tell a good model from luck")
+    baseline = _number(evaluation["baseline"].get(name))
+    lift = better_by(value, baseline) if math.isfinite(value) and math.isfinite(baseline) else math.nan
+    if math.isfinite(lift) and lift < gate_cfg.min_lift:
+        reasons.append(f"{name}={value:.4f} does not beat the trivial baseline ({name}={baseline:.4f}) by "
+                       f"gate.min_lift {gate_cfg.min_lift}")
+    champion = evaluation["champion"]
+    champion_value = _number((champion.get("metrics") or {}).get(name))
+    if math.isfinite(champion_value) and math.isfinite(value):
+        worse_by = better_by(champion_value, value)
+        if worse_by > gate_cfg.tolerance:
+            reasons.append(f"{name}={value:.4f} is worse than the champion (version {champion['version']}, "
+                           f"{name}={champion_value:.4f} on the same test set) by {worse_by:.4f} > "
+                           f"tolerance {gate_cfg.tolerance}")
     result = {
-        "metric": name, "value": value, "threshold": threshold, "passed": not reasons, "reasons": reasons,
-        "champion": {"version": champion.version, "value": champion_value} if champion else None,
+        "metric": name, "value": value, "threshold": gate_cfg.threshold, "passed": not reasons, "reasons": reasons,
+        "test_rows": rows, "data": evaluation["data"], "averaging": evaluation["averaging"],
+        "baseline": {"value": baseline, "lift": lift, "min_lift": gate_cfg.min_lift},
+        "champion": {"version": champion["version"], "value": champion_value, "scored_on": champion["note"]},
     }
+    result = _finite(result)
     _write(root / ARTIFACTS / "gate.json", result)
     if reasons:
         raise StageFailed("gate failed: " + "; ".join(reasons))
@@ -124,15 +201,32 @@ def register(config: Config, target: Target, root: Path, env: str) -> dict:
     return result
 
 
-def deploy(config: Config, target: Target, root: Path, env: str) -> dict:
+def deploy(config: Config, target: Target, root: Path, env: str, allow_schema_change: bool = False) -> dict:
+    """Deploys the version due in `env`; refuses a change of the serving contract (the input schema)
+    unless `allow_schema_change`: clients of the version serving now would break or be misread."""
     config.environment(env)
+    serving, due = target.serving_version(env), target.due_version(env)
+    changes: list[str] = []
+    if serving is None or serving == due:
+        check = "first deployment" if serving is None else "same version"
+    else:
+        old_schema, new_schema = target.schema_of(serving), target.schema_of(due)
+        if old_schema is None or new_schema is None:
+            check = f"not checked: the {target.name} target could not fetch both schemas"
+        else:
+            changes = schema_lib.differences(old_schema, new_schema)
+            check = "unchanged" if not changes else "changed, allowed by --allow-schema-change"
+    if changes and not allow_schema_change:
+        raise StageFailed(f"deploy: the input schema of {env} would change: {'; '.join(changes)}. "
+                          "Clients must be updated; deploy with --allow-schema-change when they are")
     deployment = target.deploy(env)
-    return {"env": env, "endpoint": deployment.endpoint, "version": deployment.version}
+    return {"env": env, "endpoint": deployment.endpoint, "version": deployment.version,
+            "schema": check, "schema_changes": changes}
 
 
 def _valid_prediction(value, classes) -> bool:
-    if TASK == "classification":
-        return value in classes if classes else True
+    if classes is not None:
+        return value in classes
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
@@ -142,6 +236,7 @@ def smoke(config: Config, target: Target, root: Path, env: str) -> dict:
     model_json = root / ARTIFACTS / "model" / "model.json"
     if model_json.exists():
         classes = json.loads(model_json.read_text()).get("classes")
+    previous = _previous_sample_check(target, env)
     latencies, predictions = [], []
     for _ in range(config.smoke.requests):
         started = time.perf_counter()
@@ -161,8 +256,21 @@ def smoke(config: Config, target: Target, root: Path, env: str) -> dict:
         )
     return {
         "env": env, "requests": len(latencies), "p50_ms": round(statistics.median(latencies), 1),
-        "max_ms": round(worst, 1), "first_prediction": predictions[0],
+        "max_ms": round(worst, 1), "first_prediction": predictions[0], "previous_version_request": previous,
     }
+
+
+def _previous_sample_check(target: Target, env: str) -> str:
+    """Whether the request the version served before accepted still works (reported, not failed:
+    deploy already refuses a schema change that was not allowed)."""
+    sample = target.previous_sample(env)
+    if sample is None:
+        return "no previous version in this environment"
+    try:
+        target.invoke(env, sample)
+    except Exception as exc:  # any failure is the answer here
+        return f"FAILS with the new version: {str(exc)[:200]}"
+    return "still answered"
 
 
 def promote(config: Config, target: Target, root: Path, version: str | None, to_env: str) -> dict:

@@ -6,6 +6,8 @@ things happen, never what happens.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,34 @@ class Target(ABC):
     @abstractmethod
     def undeploy(self, env: str) -> None:
         """Remove the deployment of `env` (used by tests and clean-up)."""
+
+    # -- the serving contract and the champion's model. A target that cannot answer returns None, and
+    # the stages say what they could not check. -------------------------------------------------------
+    def fetch_model(self, version: str, dest: Path) -> Path | None:
+        """A folder holding the bundle of `version` (model.joblib, model.json), under `dest` if copied."""
+        return None
+
+    def serving_version(self, env: str) -> str | None:
+        """The version serving `env` now (None: nothing, or unknown)."""
+        return None
+
+    def due_version(self, env: str) -> str | None:
+        """The version `deploy` would put in `env` (None: unknown)."""
+        return None
+
+    def previous_sample(self, env: str) -> list | None:
+        """The sample request of the version `env` served before this one, or None."""
+        return None
+
+    def schema_of(self, version: str | None) -> list[dict] | None:
+        """The input schema saved with `version` (model.json), or None when it cannot be fetched."""
+        if version is None:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.fetch_model(version, Path(tmp))
+            if folder is None or not (folder / "model.json").is_file():
+                return None
+            return json.loads((folder / "model.json").read_text()).get("schema")
 
     def pipeline_definition(self) -> dict:
         """The managed-training pipeline definition of this target (JSON), built offline."""

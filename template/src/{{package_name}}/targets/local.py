@@ -28,6 +28,9 @@ from ..errors import StageFailed
 from .base import Deployment, ModelVersion, Target
 
 PACKAGE = __package__.rsplit(".", 1)[0]
+# Servers started by this process: they outlive the deploy call by design (each exits when its
+# deployment record names another), so their handles are kept rather than garbage-collected.
+_SERVERS: list[subprocess.Popen] = []
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -155,7 +158,7 @@ class LocalTarget(Target):
     def _deployment(self, env: str) -> dict | None:
         return _read_json(self._deployment_file(env))
 
-    def _version_for(self, env: str) -> dict:
+    def _version_for(self, env: str, assign: bool = True) -> dict:
         if self.config.environment(env).approval_required:
             due = self._due(env)
             if not due:
@@ -164,21 +167,46 @@ class LocalTarget(Target):
         candidates = [v for v in self._versions() if v["status"] != "Rejected"]
         if not candidates:
             raise StageFailed("deploy: the registry holds no version; run `register` first")
-        self._assign(env, candidates[-1]["version"])
+        if assign:
+            self._assign(env, candidates[-1]["version"])
         return candidates[-1]
 
     def deploy(self, env: str) -> Deployment:
         return self._serve(env, self._version_for(env))
 
+    # -- the serving contract --------------------------------------------------------------------
+    def fetch_model(self, version: str, dest: Path) -> Path | None:
+        return Path(self._version(version)["uri"])  # the registry's own folder: read, never written
+
+    def serving_version(self, env: str) -> str | None:
+        deployment = self._deployment(env)
+        return str(deployment["version"]) if deployment else None
+
+    def due_version(self, env: str) -> str | None:
+        return str(self._version_for(env, assign=False)["version"])
+
+    def previous_sample(self, env: str) -> list | None:
+        due = self._due(env)
+        if not due or not due["history"]:
+            return None
+        sample = _read_json(Path(self._version(due["history"][-1])["uri"]) / "sample.json")
+        return sample["instances"] if sample else None
+
+    # -- servers ---------------------------------------------------------------------------------
     def _serve(self, env: str, record: dict) -> Deployment:
         host = self.config.local.host
-        port = _free_port(host)
+        before = self._deployment(env)
+        # One URL per environment: the new server shares the old one's port (SO_REUSEPORT) and is
+        # health-checked on a private port of its own before the record names it.
+        port = int(before["url"].rsplit(":", 1)[1]) if before else _free_port(host)
         state_file = self._deployment_file(env)
         state_file.parent.mkdir(parents=True, exist_ok=True)
         log = state_file.with_suffix(".log")
+        health_port = _free_port(host)
         command = [
             sys.executable, "-m", PACKAGE, "serve", "--model-dir", record["uri"],
-            "--host", host, "--port", str(port), "--state-file", str(state_file),
+            "--host", host, "--port", str(port), "--health-port", str(health_port),
+            "--state-file", str(state_file),
         ]
         # The server imports this package from wherever we were imported, installed or not.
         source_root = str(Path(__file__).resolve().parents[2])
@@ -189,14 +217,18 @@ class LocalTarget(Target):
                 command, stdout=out, stderr=subprocess.STDOUT, env=env_vars,
                 cwd=self.root, start_new_session=True,
             )
+        _SERVERS.append(process)
         url = f"http://{host}:{port}"
-        self._wait_healthy(url, process, log)
-        # Green is healthy: record it, and the blue server sees it is no longer named and exits.
+        self._wait_healthy(f"http://{host}:{health_port}", process, log)
+        # Green is healthy: record it, and the blue server sees it is no longer named and exits; wait
+        # for that, so that from here on the environment's URL answers with the new version only.
         _write_json(
             state_file,
             {"pid": process.pid, "url": url, "version": record["version"], "log": str(log),
              "started": datetime.now(UTC).isoformat()},
         )
+        if before and before["pid"] != process.pid:
+            _wait_exit(before["pid"])
         return Deployment(env, url, str(record["version"]))
 
     @staticmethod
@@ -244,6 +276,21 @@ class LocalTarget(Target):
             os.kill(deployment["pid"], signal.SIGTERM)
         except ProcessLookupError:
             pass
+
+
+def _wait_exit(pid: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        try:  # our own child when deployed by this process: reap it
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
 
 
 TARGET = LocalTarget

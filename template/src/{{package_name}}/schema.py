@@ -1,0 +1,164 @@
+"""The model's input schema: which columns it takes, of which kind, which may be missing.
+
+Inferred from the training data, saved with the model (model.json), and used on both sides of the
+model: `coerce` turns training frames and serving requests into the same frame, so what the model
+is fitted on is what it is asked; `differences` is the serving contract checked at deploy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pandas as pd
+
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+MAX_CATEGORIES = 50          # a string column with more distinct values is free text, not a category
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?")
+
+
+class SchemaError(ValueError):
+    """A value or row that does not fit the schema; the message names the row and column."""
+
+
+def column_problem(series: pd.Series) -> str | None:
+    """Why a column cannot be a feature, or None when it can."""
+    values = series.dropna()
+    if values.empty:
+        return "is empty (no value in any row)"
+    textual = values.dtype == object or pd.api.types.is_string_dtype(values)
+    if pd.api.types.is_datetime64_any_dtype(series) or (
+            textual and values.astype(str).str.match(_DATE).mean() > 0.9):
+        return "holds dates: expand them into numeric columns (year, month, day of week) first"
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return None
+    if isinstance(series.dtype, pd.CategoricalDtype) or values.map(type).isin([str, bool]).all():
+        distinct = values.astype(str).nunique()
+        if distinct > MAX_CATEGORIES and distinct > 0.5 * len(values):
+            return f"looks like free text ({distinct} distinct values): not a category the model can use"
+        return None
+    return f"has values of a type the model cannot take ({values.map(lambda v: type(v).__name__).iloc[0]})"
+
+
+def looks_like_identifier(series: pd.Series) -> bool:
+    """Unique in every row (strings or integers), or integers counting up: a row id, not a feature."""
+    values = series.dropna()
+    if len(values) < 10 or len(values) != len(series):
+        return False
+    if pd.api.types.is_integer_dtype(series):
+        return values.is_unique and (values.is_monotonic_increasing or values.is_monotonic_decreasing
+                                     or values.nunique() == len(values))
+    if values.dtype == object or pd.api.types.is_string_dtype(values):
+        return values.astype(str).is_unique
+    return False
+
+
+def infer(frame: pd.DataFrame) -> list[dict]:
+    """[{name, kind, nullable, categories?}] for the columns of `frame` (all usable)."""
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+        column: dict[str, Any] = {"name": str(name), "kind": NUMERIC if numeric else CATEGORICAL,
+                                  "nullable": bool(series.isna().any())}
+        if not numeric:
+            column["categories"] = sorted(series.dropna().map(_category).unique().tolist())
+        columns.append(column)
+    return columns
+
+
+def _category(value: Any) -> str:
+    """Categories are compared as text: JSON true, CSV True and pandas' True are one category."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip().lower() if str(value).strip().lower() in ("true", "false") else str(value)
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise SchemaError(f"{where}: expected a number, got {str(value).lower()}")
+    if isinstance(value, (int, float)):
+        number = float(value) if not isinstance(value, int) or abs(value) < 2**1023 else math.inf
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise SchemaError(f"{where}: expected a number, got {value[:40]!r}") from None
+    else:
+        raise SchemaError(f"{where}: expected a number, got {type(value).__name__}")
+    if math.isinf(number):
+        raise SchemaError(f"{where}: {value!r} is not a finite number")
+    return number
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or (
+        isinstance(value, str) and value.strip().lower() in ("", "nan", "null", "na"))
+
+
+def coerce(frame: pd.DataFrame, schema: list[dict], offset: int = 0) -> pd.DataFrame:
+    """`frame` with the schema's columns in order: numbers as floats, categories as text, missing as
+    NaN/None where the schema allows it. Raises SchemaError naming the first bad row and column."""
+    out = {}
+    for column in schema:
+        name, nullable = column["name"], column["nullable"]
+        if name not in frame.columns:
+            raise SchemaError(f"column {name!r} is missing")
+        values = []
+        for index, value in enumerate(frame[name].tolist()):
+            where = f"row {index + offset}, column {name!r}"
+            if _missing(value):
+                if not nullable:
+                    raise SchemaError(f"{where}: a value is required (the model was trained without missing values)")
+                values.append(math.nan if column["kind"] == NUMERIC else None)
+            elif column["kind"] == NUMERIC:
+                values.append(_number(value, where))
+            elif isinstance(value, (dict, list)):
+                raise SchemaError(f"{where}: expected a category, got {type(value).__name__}")
+            else:
+                values.append(_category(value))
+        out[name] = pd.Series(values, dtype="float64" if column["kind"] == NUMERIC else object)
+    return pd.DataFrame(out)
+
+
+def rows_to_frame(rows: Any, schema: list[dict]) -> pd.DataFrame:
+    """Request rows (lists by position, or objects by name) -> the coerced frame."""
+    if not isinstance(rows, list) or not rows:
+        raise SchemaError("'instances' must be a non-empty list of rows")
+    names = [c["name"] for c in schema]
+    records = []
+    for index, row in enumerate(rows):
+        if isinstance(row, dict):
+            missing = [n for n in names if n not in row]
+            extra = [k for k in row if k not in names]
+            if missing or extra:
+                parts = ([f"missing columns {missing[:5]}"] if missing else []) + (
+                    [f"unknown columns {extra[:5]}"] if extra else [])
+                raise SchemaError(f"row {index}: " + ", ".join(parts))
+            records.append([row[n] for n in names])
+        elif isinstance(row, list):
+            if len(row) != len(names):
+                raise SchemaError(f"row {index}: expected {len(names)} values ({', '.join(names[:5])}...), "
+                                  f"got {len(row)}")
+            records.append(row)
+        else:
+            raise SchemaError(f"row {index}: expected a list of values or an object of columns")
+    return coerce(pd.DataFrame(records, columns=names, dtype=object), schema)
+
+
+def differences(old: list[dict], new: list[dict]) -> list[str]:
+    """How the serving contract changes from `old` to `new` (empty: compatible)."""
+    before, after = {c["name"]: c for c in old}, {c["name"]: c for c in new}
+    changes = [f"column {n!r} added" for n in after if n not in before]
+    changes += [f"column {n!r} removed" for n in before if n not in after]
+    for name in before.keys() & after.keys():
+        if before[name]["kind"] != after[name]["kind"]:
+            changes.append(f"column {name!r} changed from {before[name]['kind']} to {after[name]['kind']}")
+        elif before[name]["nullable"] and not after[name]["nullable"]:
+            changes.append(f"column {name!r} may no longer be missing")
+    if not changes and [c["name"] for c in old] != [c["name"] for c in new]:
+        changes.append("columns reordered (rows sent as lists would be misread)")
+    return changes
