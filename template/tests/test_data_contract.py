@@ -159,6 +159,23 @@ def test_empty_unreadable_and_duplicate_header_files_exit_2(workdir: Path, capsy
     assert main(["train"]) == 2 and "duplicate column names: x" in capsys.readouterr().err
 
 
+def test_an_unreachable_source_exits_2_within_seconds(workdir: Path, capsys) -> None:
+    import socket
+    import time
+
+    with socket.socket() as closed:          # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    use(workdir, None)
+    config = yaml.safe_load((workdir / "mlops.yaml").read_text())
+    config["data"]["source"] = f"http://127.0.0.1:{port}/table.csv"
+    (workdir / "mlops.yaml").write_text(yaml.safe_dump(config))
+    started = time.monotonic()
+    assert main(["train"]) == 2
+    assert time.monotonic() - started < 25
+    assert f"cannot read http://127.0.0.1:{port}/table.csv" in capsys.readouterr().err
+
+
 def test_an_identifier_in_a_sorted_file_is_named_and_not_used(workdir: Path, capsys) -> None:
     n = 300
     x = RNG.normal(size=n)

@@ -33,6 +33,7 @@ class Deployment:
 
 class Target(ABC):
     name: str = ""
+    keeps_previous_samples = False  # previous_sample() can answer (the smoke stage says when it cannot)
 
     def __init__(self, config: Config, root: Path):
         self.config = config

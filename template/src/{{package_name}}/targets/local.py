@@ -56,6 +56,7 @@ def _free_port(host: str) -> int:
 
 class LocalTarget(Target):
     name = "local"
+    keeps_previous_samples = True
 
     @property
     def state(self) -> Path:
