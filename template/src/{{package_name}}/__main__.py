@@ -33,6 +33,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8080, help="serve: port")
     parser.add_argument("--state-file", type=Path, help="serve: exit when this deployment record is replaced")
     parser.add_argument("--health-port", type=int, help="serve: also listen here (a port of this server alone)")
+    for flag, kind, what in (("--max-body-mb", float, "largest request body"), ("--max-rows", int, "rows per request"),
+                             ("--max-in-flight", int, "requests served at once (503 beyond)"),
+                             ("--max-batch-size", int, "rows per predict call; 1 turns batching off"),
+                             ("--max-batch-wait-ms", float, "longest wait to fill a batch")):
+        parser.add_argument(flag, type=kind, help=f"serve: {what} (default: mlops.yaml serving:)")
     parser.add_argument("--allow-schema-change", action="store_true",
                         help="deploy: accept a model whose input schema differs from the one serving")
     parser.add_argument("--print-definition", action="store_true",
@@ -59,6 +64,20 @@ def run_pipeline(config, target, root: Path, env: str) -> None:
     print(f"{'total':<11} {sum(s for _, s in timings):7.2f}")
 
 
+def _limits(args: argparse.Namespace):
+    """The server's bounds: mlops.yaml `serving:` when there is one, then the flags."""
+    from dataclasses import fields
+
+    from .serving import Limits
+
+    values = config_lib.load(args.config).serving.model_dump() if args.config.exists() else {}
+    for field in fields(Limits):
+        flag = getattr(args, field.name, None)
+        if flag is not None:
+            values[field.name] = flag
+    return Limits(**{k: v for k, v in values.items() if k in {f.name for f in fields(Limits)}})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     root = Path.cwd()
@@ -68,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if not (args.model_dir / "model.joblib").exists():
                 raise ConfigError(f"--model-dir: {args.model_dir}/model.joblib not found; run `train` first")
-            serve(args.model_dir, args.host, args.port, args.state_file, args.health_port)
+            serve(args.model_dir, args.host, args.port, args.state_file, args.health_port, _limits(args))
             return 0
         config = config_lib.load(args.config)
         target = get_target(args.target, config, root)

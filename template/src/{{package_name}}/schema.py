@@ -95,37 +95,47 @@ def _number(value: Any, where: str) -> float:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or (
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)) or (
         isinstance(value, str) and value.strip().lower() in ("", "nan", "null", "na"))
 
 
-def coerce(frame: pd.DataFrame, schema: list[dict], offset: int = 0) -> pd.DataFrame:
-    """`frame` with the schema's columns in order: numbers as floats, categories as text, missing as
+def _value(value: Any, column: dict, where: str) -> Any:
+    if _missing(value):
+        if not column["nullable"]:
+            raise SchemaError(f"{where}: a value is required (the model was trained without missing values)")
+        return math.nan if column["kind"] == NUMERIC else None
+    if column["kind"] == NUMERIC:
+        return _number(value, where)
+    if isinstance(value, (dict, list)):
+        raise SchemaError(f"{where}: expected a category, got {type(value).__name__}")
+    return _category(value)
+
+
+def frame(rows: list[list], schema: list[dict]) -> pd.DataFrame:
+    """Checked rows (from check_rows) -> the frame the pipeline expects: one build for many requests."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    return pd.DataFrame({c["name"]: pd.Series(values, dtype="float64" if c["kind"] == NUMERIC else object)
+                         for c, values in zip(schema, columns, strict=True)})
+
+
+def coerce(data: pd.DataFrame, schema: list[dict], offset: int = 0) -> pd.DataFrame:
+    """`data` with the schema's columns in order: numbers as floats, categories as text, missing as
     NaN/None where the schema allows it. Raises SchemaError naming the first bad row and column."""
-    out = {}
     for column in schema:
-        name, nullable = column["name"], column["nullable"]
-        if name not in frame.columns:
-            raise SchemaError(f"column {name!r} is missing")
-        values = []
-        for index, value in enumerate(frame[name].tolist()):
-            where = f"row {index + offset}, column {name!r}"
-            if _missing(value):
-                if not nullable:
-                    raise SchemaError(f"{where}: a value is required (the model was trained without missing values)")
-                values.append(math.nan if column["kind"] == NUMERIC else None)
-            elif column["kind"] == NUMERIC:
-                values.append(_number(value, where))
-            elif isinstance(value, (dict, list)):
-                raise SchemaError(f"{where}: expected a category, got {type(value).__name__}")
-            else:
-                values.append(_category(value))
-        out[name] = pd.Series(values, dtype="float64" if column["kind"] == NUMERIC else object)
-    return pd.DataFrame(out)
+        if column["name"] not in data.columns:
+            raise SchemaError(f"column {column['name']!r} is missing")
+    values = data[[c["name"] for c in schema]].astype(object).values.tolist()
+    return frame(_typed(values, schema, offset), schema)
 
 
-def rows_to_frame(rows: Any, schema: list[dict]) -> pd.DataFrame:
-    """Request rows (lists by position, or objects by name) -> the coerced frame."""
+def _typed(rows: list[list], schema: list[dict], offset: int = 0) -> list[list]:
+    return [[_value(v, c, f"row {i + offset}, column {c['name']!r}") for v, c in zip(row, schema, strict=True)]
+            for i, row in enumerate(rows)]
+
+
+def check_rows(rows: Any, schema: list[dict]) -> list[list]:
+    """Request rows (lists by position, or objects by name) -> typed rows; SchemaError names the first
+    bad row and column. Plain Python: cheap per request; `frame` builds the DataFrame once per batch."""
     if not isinstance(rows, list) or not rows:
         raise SchemaError("'instances' must be a non-empty list of rows")
     names = [c["name"] for c in schema]
@@ -146,7 +156,12 @@ def rows_to_frame(rows: Any, schema: list[dict]) -> pd.DataFrame:
             records.append(row)
         else:
             raise SchemaError(f"row {index}: expected a list of values or an object of columns")
-    return coerce(pd.DataFrame(records, columns=names, dtype=object), schema)
+    return _typed(records, schema)
+
+
+def rows_to_frame(rows: Any, schema: list[dict]) -> pd.DataFrame:
+    """Request rows -> the coerced frame (check_rows, then frame)."""
+    return frame(check_rows(rows, schema), schema)
 
 
 def differences(old: list[dict], new: list[dict]) -> list[str]:

@@ -1,21 +1,36 @@
-"""One predict() behind every cloud's inference contract.
+"""One predict() behind every cloud's inference contract, served like a production model server.
 
 The same app answers
 - SageMaker:  GET /ping, POST /invocations (JSON {"instances": [...]} or text/csv rows)
-- Vertex AI:  GET /health, POST /predict   ({"instances": [...]} -> {"predictions": [...]})
+- Vertex AI:  GET /health, POST /predict   ({"instances": [...]} -> {"predictions": [...]}), and the
+              routes named by AIP_HEALTH_ROUTE / AIP_PREDICT_ROUTE when Vertex sets them
 - Azure ML:   POST /score                  ({"data": [...]} or {"input_data": {"data": [...]}})
 so the local deployment is a faithful stand-in for the clouds' serving containers.
+
+What it does with every request (the behaviour of KServe's model server, MLServer and the SageMaker
+scikit-learn container, see the README): a bad request is a 4xx naming the row, column or byte, never
+a 500; the body is bounded (413 from Content-Length, or while reading a chunked body), and so are the
+rows per request and the requests in flight (503 with Retry-After); parsing and prediction run in
+worker threads, so health checks answer while the heaviest request runs; concurrent requests are
+gathered into one predict call (adaptive batching) and each gets exactly its own rows back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import json
+import logging
 import os
+import signal
 import socket
 import threading
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +41,10 @@ from starlette.routing import Route
 
 from . import model as model_lib
 from . import schema as schema_lib
+from .metrics import ServerMetrics
 
 BadRequest = schema_lib.SchemaError  # a request that does not fit the model's input schema: a 400
+log = logging.getLogger("serving")
 
 
 def predict(pipeline, meta: dict, instances: Any) -> list:
@@ -36,62 +53,238 @@ def predict(pipeline, meta: dict, instances: Any) -> list:
     return [p.item() if hasattr(p, "item") else p for p in pipeline.predict(frame)]
 
 
-def create_app(model_dir: Path) -> Starlette:
-    pipeline, meta = model_lib.load(model_dir)
-    version = os.environ.get("MODEL_VERSION", "unknown")
+@dataclass(frozen=True)
+class Limits:
+    """Bounds of the server (mlops.yaml `serving:` and `serve` flags)."""
 
-    async def read_json(request: Request) -> Any:
-        try:
-            return json.loads(await request.body())
-        except UnicodeDecodeError as exc:
-            raise BadRequest(f"body is not UTF-8 (byte {exc.start})") from None
-        except ValueError as exc:  # malformed JSON, or an integer past Python's digit limit
-            raise BadRequest(f"body is not valid JSON: {str(exc)[:120]}") from None
+    max_body_mb: float = 16.0         # below Azure ML's 25 MB request limit, above SageMaker's 6 MB
+    max_rows: int = 10_000
+    max_in_flight: int = 64
+    max_batch_size: int = 256         # rows gathered into one predict call; 1 turns batching off
+    max_batch_wait_ms: float = 5.0
+    workers: int = max(2, os.cpu_count() or 2)
 
-    def route(path: str, rows_of) -> Route:
-        """POST `path`: rows_of(request) -> rows, answered as {"predictions": [...]} or a 400."""
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
 
-        async def handle(request: Request) -> Response:
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+class Batcher:
+    """Gathers the checked rows of concurrent requests into one predict call in a worker thread.
+
+    Adaptive: a request that finds no other request on its way waits for nobody; otherwise the batch
+    closes at `max_batch_size` rows or after `max_batch_wait_ms`.
+    """
+
+    def __init__(self, pipeline, schema: list[dict], limits: Limits, executor: ThreadPoolExecutor,
+                 metrics: ServerMetrics) -> None:
+        self.pipeline, self.schema, self.limits = pipeline, schema, limits
+        self.executor, self.metrics = executor, metrics
+        self.arriving = 0        # requests being read and checked: they may join the current batch
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.queue: asyncio.Queue | None = None
+        self.task: asyncio.Task | None = None
+
+    def _predict(self, rows: list[list]) -> list:
+        self.metrics.batch(len(rows))
+        predicted = self.pipeline.predict(schema_lib.frame(rows, self.schema))
+        return [p.item() if hasattr(p, "item") else p for p in predicted]
+
+    async def predict(self, rows: list[list]) -> list:
+        loop = asyncio.get_running_loop()
+        if self.limits.max_batch_size <= 1 or len(rows) >= self.limits.max_batch_size:
+            return await loop.run_in_executor(self.executor, self._predict, rows)
+        if self.loop is not loop:  # one queue per event loop (test clients run one per request)
+            self.loop, self.queue = loop, asyncio.Queue()
+            self.task = loop.create_task(self._loop(self.queue))
+        future = loop.create_future()
+        await self.queue.put((rows, future))
+        return await future
+
+    async def _loop(self, queue: asyncio.Queue) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            size = len(batch[0][0])
+            deadline = loop.time() + self.limits.max_batch_wait_ms / 1000
+            while size < self.limits.max_batch_size and (self.arriving or not queue.empty()):
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout)
+                except TimeoutError:
+                    break
+                batch.append(item)
+                size += len(item[0])
             try:
-                predictions = predict(pipeline, meta, await rows_of(request))
-            except BadRequest as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-            return JSONResponse({"predictions": predictions, "model_version": version})
+                merged = [row for rows, _ in batch for row in rows]
+                predictions = await loop.run_in_executor(self.executor, self._predict, merged)
+            except Exception:  # isolate: predict each request alone, so a failure is only its own
+                for rows, future in batch:
+                    try:
+                        future.set_result(await loop.run_in_executor(self.executor, self._predict, rows))
+                    except Exception as exc:
+                        future.set_exception(exc)
+                continue
+            start = 0
+            for rows, future in batch:
+                if not future.done():
+                    future.set_result(predictions[start:start + len(rows)])
+                start += len(rows)
 
-        return Route(path, handle, methods=["POST"])
 
-    async def sagemaker_rows(request: Request) -> Any:
-        if request.headers.get("content-type", "").startswith("text/csv"):
-            try:
-                text = (await request.body()).decode()
-            except UnicodeDecodeError as exc:
-                raise BadRequest(f"body is not UTF-8 (byte {exc.start})") from None
-            return [row for row in csv.reader(io.StringIO(text)) if row]
-        payload = await read_json(request)
-        return payload.get("instances") if isinstance(payload, dict) else payload
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 before reading when Content-Length says too much, or as soon as a
+    streamed (chunked) body passes the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPError(400, "Content-Length is not a number")
+        if int(declared) > limit:
+            raise HTTPError(413, f"body of {int(declared)} bytes is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPError(413, f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
-    async def vertex_rows(request: Request) -> Any:
-        payload = await read_json(request)
-        return payload.get("instances") if isinstance(payload, dict) else None
 
-    async def azure_rows(request: Request) -> Any:
-        payload = await read_json(request)
+def _decode(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPError(400, f"body is not UTF-8 text (byte offset {exc.start})") from None
+
+
+def _constant(name: str) -> float:
+    """NaN stands for a missing value (accepted where the schema allows one); Infinity never is."""
+    if name == "NaN":
+        return float("nan")
+    raise ValueError(f"{name} is not a finite number")
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(_decode(body), parse_constant=_constant)
+    except RecursionError:
+        raise HTTPError(400, "body is nested too deeply") from None
+    except ValueError as exc:  # malformed JSON, NaN/Infinity literals, an integer past Python's digit limit
+        raise HTTPError(400, f"body is not valid JSON: {str(exc)[:160]}") from None
+
+
+def parse_csv(body: bytes) -> list[list[str]]:
+    try:
+        return [row for row in csv.reader(io.StringIO(_decode(body))) if row]
+    except csv.Error as exc:
+        raise HTTPError(400, f"body is not valid CSV: {exc}") from None
+
+
+def _rows_of(path: str, content_type: str, body: bytes) -> Any:
+    """The request's rows by the route's contract."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if path == "/invocations" and media == "text/csv":
+        return parse_csv(body)
+    if media not in ("application/json", "", "*/*"):
+        raise HTTPError(415, f"unsupported content type {media!r}: send application/json"
+                             + (" or text/csv" if path == "/invocations" else ""))
+    payload = parse_json(body)
+    if path == "/score":
         if isinstance(payload, dict) and isinstance(payload.get("input_data"), dict):
             payload = payload["input_data"]
         return payload.get("data") if isinstance(payload, dict) else None
+    if path == "/invocations" and isinstance(payload, list):
+        return payload
+    return payload.get("instances") if isinstance(payload, dict) else None
+
+
+def create_app(model_dir: Path, limits: Limits | None = None) -> Starlette:
+    limits = limits or Limits()
+    pipeline, meta = model_lib.load(model_dir)
+    version = os.environ.get("MODEL_VERSION", "unknown")
+    executor = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="predict")
+    metrics = ServerMetrics()
+    batcher = Batcher(pipeline, meta["schema"], limits, executor, metrics)
+    state = {"in_flight": 0}
+
+    def prepare(path: str, content_type: str, body: bytes):
+        """Off the event loop: parse the body and check every row against the schema."""
+        rows = _rows_of(path, content_type, body)
+        if isinstance(rows, list) and len(rows) > limits.max_rows:
+            raise HTTPError(413, f"{len(rows)} rows is over the limit of {limits.max_rows} per request")
+        try:
+            return schema_lib.check_rows(rows, meta["schema"])
+        except schema_lib.SchemaError as exc:
+            raise HTTPError(400, str(exc)) from None
+
+    async def handle(request: Request) -> Response:
+        started, request_id = time.perf_counter(), request.headers.get("x-request-id") or uuid.uuid4().hex
+        path, status, rows = request.url.path, 500, 0
+        if state["in_flight"] >= limits.max_in_flight:
+            status = 503
+            response = JSONResponse({"error": f"{limits.max_in_flight} requests in flight: retry shortly",
+                                     "request_id": request_id}, status_code=503, headers={"Retry-After": "1"})
+        else:
+            state["in_flight"] += 1
+            metrics.in_flight.inc()
+            batcher.arriving += 1
+            try:
+                try:
+                    body = await read_body(request, limits.max_body_bytes)
+                    checked = await asyncio.get_running_loop().run_in_executor(
+                        executor, prepare, path, request.headers.get("content-type", ""), body)
+                finally:
+                    batcher.arriving -= 1
+                rows = len(checked)
+                predictions = await batcher.predict(checked)
+                status = 200
+                response = JSONResponse({"predictions": predictions, "model_version": version})
+            except HTTPError as exc:
+                status = exc.status
+                response = JSONResponse({"error": exc.message, "request_id": request_id}, status_code=exc.status,
+                                        headers=exc.headers)
+            except Exception:  # a bug: logged with the id the client sees, never a traceback to the client
+                log.exception("request %s failed", request_id)
+                response = JSONResponse({"error": "internal error", "request_id": request_id}, status_code=500)
+            finally:
+                state["in_flight"] -= 1
+                metrics.in_flight.dec()
+        seconds = time.perf_counter() - started
+        metrics.request(path, status, seconds, rows if status == 200 else 0)
+        log.info(json.dumps({"request_id": request_id, "route": path, "status": status, "rows": rows,
+                             "latency_ms": round(seconds * 1000, 2)}))
+        response.headers["x-request-id"] = request_id
+        return response
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "model_version": version})
 
-    return Starlette(
-        routes=[
-            Route("/ping", health),
-            Route("/health", health),
-            route("/invocations", sagemaker_rows),
-            route("/predict", vertex_rows),
-            route("/score", azure_rows),
-        ]
-    )
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    predict_routes = {"/invocations", "/predict", "/score", os.environ.get("AIP_PREDICT_ROUTE") or "/predict"}
+    health_routes = {"/ping", "/health", os.environ.get("AIP_HEALTH_ROUTE") or "/health"}
+    routes = [Route(p, health, methods=["GET"]) for p in sorted(health_routes)]
+    routes += [Route(p, handle, methods=["POST"]) for p in sorted(predict_routes)]
+    routes.append(Route("/metrics", prometheus, methods=["GET"]))
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        if batcher.task is not None:
+            batcher.task.cancel()
+        executor.shutdown(wait=True)
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.limits, app.state.metrics, app.state.schema = limits, metrics, meta["schema"]
+    return app
 
 
 def _exit_when_replaced(state_file: Path, server) -> None:
@@ -119,21 +312,27 @@ def _listen(host: str, port: int, shared: bool) -> socket.socket:
     if shared:  # the next deployment of the environment binds the same port while this one drains
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(128)
+    sock.listen(1024)
     return sock
 
 
 def serve(model_dir: Path, host: str, port: int, state_file: Path | None = None,
-          health_port: int | None = None) -> None:
+          health_port: int | None = None, limits: Limits | None = None) -> None:
     """Serve on `port` (shared with the environment's next deployment), and on `health_port` when
-    given: a port of this server alone, for the deployer's health check."""
+    given: a port of this server alone, for the deployer's health check. SIGTERM drains in-flight
+    requests (up to 30 s) and exits 0."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(model_dir), host=host, port=port, log_level="warning")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = uvicorn.Config(create_app(model_dir, limits), host=host, port=port, log_level="warning",
+                            access_log=False, timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     if state_file is not None:
         threading.Thread(target=_exit_when_replaced, args=(state_file, server), daemon=True).start()
     sockets = [_listen(host, port, shared=True)]
     if health_port is not None:
         sockets.append(_listen(host, health_port, shared=False))
+    # uvicorn drains on SIGTERM, then raises the signal again for the previous handler: a drained
+    # server is a clean exit (0), as platforms expect when they scale in or replace a container.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     server.run(sockets=sockets)
