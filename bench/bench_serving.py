@@ -77,6 +77,30 @@ def memory_kb(pid: int, field: str) -> int:
     return 0
 
 
+def ping_during_heavy(port: int, repo: Path) -> dict:
+    """GET /ping timings while the heaviest allowed request (10,000 rows) runs, three times."""
+    import threading
+
+    rows = json.loads((repo / "artifacts" / "sample.json").read_text())["instances"]
+    body = json.dumps({"instances": [rows[i % len(rows)] for i in range(10_000)]}).encode()
+    timings = []
+    for _ in range(3):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"content-type": "application/json"})
+        heavy = threading.Thread(target=lambda r=request: urllib.request.urlopen(r, timeout=120).read())
+        heavy.start()
+        while heavy.is_alive():
+            started = time.perf_counter()
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=10).close()
+            timings.append(time.perf_counter() - started)
+        heavy.join()
+    timings.sort()
+    result = {"pings": len(timings), "ping_p50_ms": timings[len(timings) // 2] * 1000, "ping_max_ms": timings[-1] * 1000}
+    print(f"/ping during a 10,000-row request ({len(body) // 1024} KB): {result['pings']} pings, "
+          f"median {result['ping_p50_ms']:.1f} ms, max {result['ping_max_ms']:.1f} ms", flush=True)
+    return result
+
+
 def run_mode(python: Path, repo: Path, batch: int, scenarios, seconds: float) -> list[dict]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(repo / "src")}
@@ -102,6 +126,7 @@ def run_mode(python: Path, repo: Path, batch: int, scenarios, seconds: float) ->
             print(f"max_batch_size={batch:<3} clients={clients:<4} rows={rows:<4} {result['rps']:8.1f} req/s "
                   f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  errors {result['errors']}  "
                   f"peak +{result['peak_over_idle_mb']:.0f} MB", flush=True)
+        results.append(ping_during_heavy(port, repo))
         return results
     finally:
         server.terminate()

@@ -23,13 +23,14 @@ import csv
 import io
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ class Limits:
 
 class HTTPError(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
+        super().__init__(status, message, headers)  # all arguments: it crosses process boundaries
         self.status, self.message, self.headers = status, message, headers or {}
 
 
@@ -91,14 +92,15 @@ class Batcher:
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
 
-    def _predict(self, rows: list[list]) -> list:
+    def _predict(self, rows) -> list:
+        """Predict typed rows (built into a frame here) or a ready frame."""
         self.metrics.batch(len(rows))
-        predicted = self.pipeline.predict(schema_lib.frame(rows, self.schema))
-        return [p.item() if hasattr(p, "item") else p for p in predicted]
+        frame = rows if hasattr(rows, "columns") else schema_lib.frame(rows, self.schema)
+        return [p.item() if hasattr(p, "item") else p for p in self.pipeline.predict(frame)]
 
-    async def predict(self, rows: list[list]) -> list:
+    async def predict(self, rows) -> list:
         loop = asyncio.get_running_loop()
-        if self.limits.max_batch_size <= 1 or len(rows) >= self.limits.max_batch_size:
+        if self.limits.max_batch_size <= 1 or len(rows) >= self.limits.max_batch_size or hasattr(rows, "columns"):
             return await loop.run_in_executor(self.executor, self._predict, rows)
         if self.loop is not loop:  # one queue per event loop (test clients run one per request)
             self.loop, self.queue = loop, asyncio.Queue()
@@ -206,6 +208,24 @@ def _rows_of(path: str, content_type: str, body: bytes) -> Any:
     return payload.get("instances") if isinstance(payload, dict) else None
 
 
+# Bodies from this size on are parsed in a separate process: json.loads holds the GIL for the whole
+# parse (~100 ms for 10 MB), which would stall health checks; smaller ones are parsed in threads.
+PROCESS_PARSE_BYTES = 256 * 1024
+
+
+def prepare(path: str, content_type: str, body: bytes, schema: list[dict], max_rows: int,
+            as_frame: bool = False):
+    """Parse the body and check every row against the schema: typed rows, or their frame."""
+    rows = _rows_of(path, content_type, body)
+    if isinstance(rows, list) and len(rows) > max_rows:
+        raise HTTPError(413, f"{len(rows)} rows is over the limit of {max_rows} per request")
+    try:
+        checked = schema_lib.check_rows(rows, schema)
+    except schema_lib.SchemaError as exc:
+        raise HTTPError(400, str(exc)) from None
+    return schema_lib.frame(checked, schema) if as_frame else checked
+
+
 def create_app(model_dir: Path, limits: Limits | None = None) -> Starlette:
     limits = limits or Limits()
     pipeline, meta = model_lib.load(model_dir)
@@ -215,15 +235,23 @@ def create_app(model_dir: Path, limits: Limits | None = None) -> Starlette:
     batcher = Batcher(pipeline, meta["schema"], limits, executor, metrics)
     state = {"in_flight": 0}
 
-    def prepare(path: str, content_type: str, body: bytes):
-        """Off the event loop: parse the body and check every row against the schema."""
-        rows = _rows_of(path, content_type, body)
-        if isinstance(rows, list) and len(rows) > limits.max_rows:
-            raise HTTPError(413, f"{len(rows)} rows is over the limit of {limits.max_rows} per request")
-        try:
-            return schema_lib.check_rows(rows, meta["schema"])
-        except schema_lib.SchemaError as exc:
-            raise HTTPError(400, str(exc)) from None
+    parsers: list[ProcessPoolExecutor] = []   # started on the first large body
+
+    async def checked_rows(path: str, content_type: str, body: bytes):
+        """Off the event loop: small bodies in a thread (typed rows, batched later), large ones in a
+        process (a frame, predicted alone)."""
+        loop = asyncio.get_running_loop()
+        if len(body) < PROCESS_PARSE_BYTES:
+            return await loop.run_in_executor(executor, prepare, path, content_type, body, meta["schema"],
+                                              limits.max_rows)
+        return await loop.run_in_executor(parser(), prepare, path, content_type, body, meta["schema"],
+                                          limits.max_rows, True)
+
+    def parser() -> ProcessPoolExecutor:
+        if not parsers:  # spawn, not fork: this process runs threads
+            parsers.append(ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")))
+            parsers[0].submit(schema_lib.check_rows, [[]], [])  # start it now: its imports take seconds
+        return parsers[0]
 
     async def handle(request: Request) -> Response:
         started, request_id = time.perf_counter(), request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -239,8 +267,7 @@ def create_app(model_dir: Path, limits: Limits | None = None) -> Starlette:
             try:
                 try:
                     body = await read_body(request, limits.max_body_bytes)
-                    checked = await asyncio.get_running_loop().run_in_executor(
-                        executor, prepare, path, request.headers.get("content-type", ""), body)
+                    checked = await checked_rows(path, request.headers.get("content-type", ""), body)
                 finally:
                     batcher.arriving -= 1
                 rows = len(checked)
@@ -275,12 +302,16 @@ def create_app(model_dir: Path, limits: Limits | None = None) -> Starlette:
     routes = [Route(p, health, methods=["GET"]) for p in sorted(health_routes)]
     routes += [Route(p, handle, methods=["POST"]) for p in sorted(predict_routes)]
     routes.append(Route("/metrics", prometheus, methods=["GET"]))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        parser()  # warm: the first large request should not wait for the parser process to start
         yield
         if batcher.task is not None:
             batcher.task.cancel()
         executor.shutdown(wait=True)
+        for pool in parsers:
+            pool.shutdown(wait=True)
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.limits, app.state.metrics, app.state.schema = limits, metrics, meta["schema"]
