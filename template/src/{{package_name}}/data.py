@@ -133,16 +133,12 @@ def _check_label(config: Config, y: pd.Series) -> None:
         raise DataError(f"data.target: '{y.name}' looks continuous ({len(counts)} distinct values in "
                         f"{len(y)} rows); set task: regression in mlops.yaml")
     if len(counts) < 2:
-        raise DataError(f"data.target: '{y.name}' has a single class ({_plain(counts.index[0])!r}); "
+        raise DataError(f"data.target: '{y.name}' has a single class ({schema_lib.plain(counts.index[0])!r}); "
                         "a classifier needs at least two")
     small = counts[counts < 2]
     if not small.empty:
-        raise DataError(f"data.target: class {_plain(small.index[0])!r} has {int(small.iloc[0])} row: too few to "
+        raise DataError(f"data.target: class {schema_lib.plain(small.index[0])!r} has {int(small.iloc[0])} row: too few to "
                         "put one in the training and one in the test split")
-
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 def split(config: Config, X: pd.DataFrame, y: pd.Series):

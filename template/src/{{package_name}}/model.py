@@ -119,14 +119,10 @@ def fit(config: Config, X: pd.DataFrame, y: pd.Series) -> tuple[Pipeline, dict]:
     pipeline.fit(schema_lib.coerce(X, schema), y)
     meta = {"task": config.task, "features": [c["name"] for c in schema], "schema": schema}
     if config.task == "classification":
-        meta["classes"] = [_plain(c) for c in pipeline.classes_]
+        meta["classes"] = [schema_lib.plain(c) for c in pipeline.classes_]
         pos = positive_class(config, y)
-        meta["positive_class"] = None if pos is None else _plain(pos)
+        meta["positive_class"] = None if pos is None else schema_lib.plain(pos)
     return pipeline, meta
-
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 def compute_metrics(pipeline, meta: dict, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:

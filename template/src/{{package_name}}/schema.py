@@ -77,6 +77,11 @@ def _category(value: Any) -> str:
     return str(value).strip().lower() if str(value).strip().lower() in ("true", "false") else str(value)
 
 
+def plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value JSON can carry (labels, predictions)."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool):
         raise SchemaError(f"{where}: expected a number, got {str(value).lower()}")

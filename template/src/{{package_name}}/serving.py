@@ -51,7 +51,7 @@ log = logging.getLogger("serving")
 def predict(pipeline, meta: dict, instances: Any) -> list:
     """Predictions, with the training labels, for rows checked and typed by the model's input schema."""
     frame = schema_lib.rows_to_frame(instances, meta["schema"])
-    return [p.item() if hasattr(p, "item") else p for p in pipeline.predict(frame)]
+    return [schema_lib.plain(p) for p in pipeline.predict(frame)]
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class Batcher:
         """Predict typed rows (built into a frame here) or a ready frame."""
         self.metrics.batch(len(rows))
         frame = rows if hasattr(rows, "columns") else schema_lib.frame(rows, self.schema)
-        return [p.item() if hasattr(p, "item") else p for p in self.pipeline.predict(frame)]
+        return [schema_lib.plain(p) for p in self.pipeline.predict(frame)]
 
     async def predict(self, rows) -> list:
         loop = asyncio.get_running_loop()

@@ -84,13 +84,13 @@ def train(config: Config, target: Target, root: Path) -> dict:
     result = {"rows": len(X_train), "features": len(X.columns), "managed": managed}
     if config.task == "classification":
         pos = model_lib.positive_class(config, y_train)
-        result["positive_class"] = None if pos is None else model_lib._plain(pos)
+        result["positive_class"] = None if pos is None else schema_lib.plain(pos)
     return result
 
 
 def _rows(frame) -> list[list]:
     """Rows as a client sends them: plain JSON values, null for missing."""
-    return [[None if v is None or (isinstance(v, float) and math.isnan(v)) else model_lib._plain(v) for v in row]
+    return [[None if v is None or (isinstance(v, float) and math.isnan(v)) else schema_lib.plain(v) for v in row]
             for row in frame.astype(object).itertuples(index=False)]
 
 
