@@ -476,7 +476,7 @@ class Runner:
             if result != FAILED_R or attempt >= retries:
                 break
             attempt += 1
-            with open(s.log, "a") as log:
+            with self.ctx.open_log(s) as log:
                 log.write(f"\n[local-ci] retrying ({attempt} of {retries}, retryCountOnTaskFailure)\n")
         continue_on_error = truthy(step.get("continueOnError")) and to_str(step.get("continueOnError")).lower() != "false"
         status = {SUCCEEDED: PASSED, ISSUES: WARNING, FAILED_R: WARNING if continue_on_error else FAILED}[result]
@@ -505,7 +505,7 @@ class Runner:
         return getattr(self, f"_task_{name}")(s, inputs, step, jvars, state, timeout, workdir)
 
     def _note(self, s, text: str) -> None:
-        with open(s.log, "a") as log:
+        with self.ctx.open_log(s) as log:
             log.write(text + "\n")
         self.ctx.reporter.line(s, text)
 
@@ -534,7 +534,7 @@ class Runner:
             self._note(s, f"##[error]working directory {cwd} does not exist")
             return FAILED_R, f"working directory {workdir} does not exist"
         rc = run_logged(argv, cwd=cwd, env=env, step=s, reporter=self.ctx.reporter, on_line=on_line,
-                        timeout=timeout, stderr_seen=stderr_seen if fail_on_stderr else None)
+                        timeout=timeout, stderr_seen=stderr_seen if fail_on_stderr else None, mask=self.ctx.mask)
         s.exit_code = rc
         if completed:
             result = {"succeeded": SUCCEEDED, "succeededwithissues": ISSUES, "failed": FAILED_R,
@@ -564,6 +564,7 @@ class Runner:
             output = props.get("isoutput", "false").lower() == "true"
             if secret:
                 self.secrets_seen.add(name.lower())
+                self.ctx.mask.add(value)
             step_name = step.get("name")
             if output and step_name:
                 state["outputs"][f"{step_name}.{name}"] = value

@@ -319,9 +319,9 @@ class Scheduler:
         started = time.monotonic()
         try:
             rc = run_logged(argv, cwd=cwd, env=env, step=rec, reporter=self.ctx.reporter, timeout=s["timeout"],
-                            header=header)
+                            header=header, mask=self.ctx.mask)
         except FileNotFoundError as exc:
-            with open(rec.log, "a") as log:
+            with self.ctx.open_log(rec) as log:
                 log.write(f"{exc}\n")
             rc = 127
         finally:

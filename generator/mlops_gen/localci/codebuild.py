@@ -268,7 +268,7 @@ def _run_phase(ctx: Context, session: PersistentShell, phase: str, commands: lis
             step = ctx.new_step(label, **detail)
             ctx.reporter.start(step)
             captured: list[str] = []
-            with open(step.log, "w", encoding="utf-8") as log:
+            with ctx.open_log(step, "w") as log:
                 log.write(f"[{phase}] Running command {cmd}\n")
 
                 def out(text: str, log=log, step=step, captured=captured) -> None:

@@ -18,9 +18,11 @@ from mlops_gen.azure_expressions import ExprError
 
 from . import pyenv
 from .errors import CIUsageError
+from .masking import Masker, secret_values
 from .report import FAILED, Reporter, write_report
 from .runtime import Context
-from .workspace import RUN_MARKER, GitInfo, make_workspace, reap, scrubbed_environ
+from .sealed import sealed_environ
+from .workspace import RUN_MARKER, GitInfo, make_workspace, reap
 
 CI_FILES = {
     "aws": ("buildspec.yml", "buildspec.yaml"),
@@ -60,7 +62,12 @@ def ci() -> None:
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
               help="Variable / substitution override (repeatable); wins over [tool.mlops-gen.ci-run.vars] "
                    "in the repository's pyproject.toml.")
-@click.option("--keep-env", is_flag=True, help="Keep AWS_*, AZURE_*, ARM_*, GOOGLE_*, CLOUDSDK_* variables.")
+@click.option("--keep-env", "keep_env", multiple=True, metavar="NAME",
+              help="Pass this environment variable through although it looks like a credential "
+                   "(AWS_*, AZURE_*, GOOGLE_*, *_TOKEN, *_SECRET*, *_API_KEY, *PASSWORD*…); a glob; repeatable.")
+@click.option("--allow-cloud", is_flag=True,
+              help="Let steps reach real clouds: keep your HOME, credential files and cloud variables "
+                   "(by default steps get an empty HOME and every SDK finds no credentials).")
 @click.option("--secrets", "secrets_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="YAML/JSON with parameter-store, secrets-manager (aws), variable-groups (azure), "
                    "secret-manager (gcp) values.")
@@ -70,7 +77,7 @@ def ci() -> None:
 @click.option("--no-venv", is_flag=True, help="Use the current Python instead of an isolated environment.")
 @click.option("--keep-workspace", is_flag=True, help="Keep the copy the build ran in (its path is in the report).")
 @click.option("-v", "--verbose", is_flag=True, help="Print every output line of every step.")
-def run(provider, repo, ci_file, variables, keep_env, secrets_file, image_maps, no_venv,
+def run(provider, repo, ci_file, variables, keep_env, allow_cloud, secrets_file, image_maps, no_venv,
         keep_workspace, verbose) -> None:
     """Run the CI file(s) of a repository locally and report each step.
 
@@ -100,7 +107,7 @@ def run(provider, repo, ci_file, variables, keep_env, secrets_file, image_maps, 
         for name, path in plan:
             vars_ = {**defaults.get(name, {}), **overrides}
             codes.append(run_one(name, path, repo, vars_, explicit=set(overrides), keep_env=keep_env,
-                                 secrets=secrets, image_map=image_map, use_venv=not no_venv,
+                                 allow_cloud=allow_cloud, secrets=secrets, image_map=image_map, use_venv=not no_venv,
                                  keep_workspace=keep_workspace, verbose=verbose, console=console))
     except (CIUsageError, ExprError) as exc:  # an expression that cannot be evaluated: exit 2
         click.echo(f"mlops-gen ci run: error: {exc}", err=True)
@@ -141,7 +148,8 @@ def _load_secrets(path: Path | None) -> dict:
 
 
 def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *, explicit: set[str],
-            keep_env: bool, secrets: dict, image_map: dict[str, str], use_venv: bool, keep_workspace: bool,
+            keep_env: tuple[str, ...], allow_cloud: bool, secrets: dict, image_map: dict[str, str],
+            use_venv: bool, keep_workspace: bool,
             verbose: bool, console: Console) -> int:
     """Run one CI file; returns the exit status (0 passed, 1 failed; CIUsageError for 2)."""
     from . import azure, cloudbuild, codebuild
@@ -154,12 +162,13 @@ def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *,
     tmp = Path(tempfile.mkdtemp(prefix=f"mlops-gen-ci-{provider}-"))
     run_id = uuid.uuid4().hex
     started = time.time()
-    reporter = Reporter(console, provider, verbose=verbose)
+    mask = Masker(secret_values(secrets))
+    reporter = Reporter(console, provider, verbose=verbose, mask=mask)
     result: dict = {"result": "failed"}
     try:
         workspace = make_workspace(repo, tmp / "workspace")
         rel = path.resolve().relative_to(repo)
-        env = scrubbed_environ(keep_env)
+        env = sealed_environ(tmp / "home", allow_cloud=allow_cloud, keep=keep_env)
         env[RUN_MARKER] = run_id
         python = sys.executable
         setup = time.monotonic()
@@ -171,8 +180,10 @@ def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *,
         setup = time.monotonic() - setup
         ctx = Context(provider=provider, repo=repo, workspace=workspace, out_dir=out_dir, env=env,
                       git=GitInfo.read(repo), reporter=reporter, run_id=run_id, variables=variables,
-                      secrets=secrets, image_map=image_map, python=python, explicit=explicit)
+                      secrets=secrets, image_map=image_map, python=python, explicit=explicit, mask=mask)
         reporter.note(f"running {rel} in {workspace} (environment ready in {setup:.1f}s)")
+        if allow_cloud:
+            reporter.note("--allow-cloud: steps see your HOME, credential files and cloud variables")
         with reporter:
             try:
                 result = runner(ctx, workspace / rel)
@@ -195,7 +206,11 @@ def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *,
         "duration": round(time.time() - started, 3),
         "workspace": str(tmp / "workspace") if keep_workspace else None,
         "python": python,
-    }, reporter.steps)
+        "allow_cloud": allow_cloud,
+    }, reporter.steps, mask=mask)
+    for artifact in out_dir.rglob("*"):  # what the steps wrote, collected as artifacts and reports
+        if artifact.is_file() and artifact.stat().st_size < 50_000_000:
+            mask.file(artifact)
     reporter.summary(f"{TITLES[provider]} {rel}", "succeeded" if passed else result.get("result", "failed"))
     console.print(f"report: {out_dir / 'report.json'}")
     return 0 if passed else 1

@@ -44,10 +44,11 @@ class Step:
 class Reporter:
     """Thread-safe progress: steps register, start, print lines, finish."""
 
-    def __init__(self, console: Console, provider: str, verbose: bool = False):
+    def __init__(self, console: Console, provider: str, verbose: bool = False, mask=None):
         self.console = console
         self.provider = provider
         self.verbose = verbose
+        self.mask = mask or (lambda text: text)  # every text shown passes through it (masking.Masker)
         self.steps: list[Step] = []
         self.lock = threading.Lock()
         self.live: Live | None = None
@@ -66,10 +67,10 @@ class Reporter:
             self.live = None
 
     def note(self, text: str) -> None:
-        self.console.print(Text(f"[{self.provider}] {text}", style="dim"))
+        self.console.print(Text(self.mask(f"[{self.provider}] {text}"), style="dim"))
 
     def add(self, name: str, **detail) -> Step:
-        step = Step(name=name, detail=detail)
+        step = Step(name=self.mask(name), detail=detail)
         with self.lock:
             self.steps.append(step)
         return step
@@ -80,16 +81,17 @@ class Reporter:
             self.console.print(Text(f"[{self.provider}] ▶ {step.name}", style="cyan"))
 
     def line(self, step: Step, text: str) -> None:
-        step.last_line = text.rstrip()[-200:]
+        text = self.mask(text.rstrip())
+        step.last_line = text[-200:]
         if self.verbose:
-            self.console.print(Text(f"  {step.name[:30]} │ {text.rstrip()}"), highlight=False)
+            self.console.print(Text(f"  {step.name[:30]} │ {text}"), highlight=False)
 
     def finish(self, step: Step, status: str, exit_code: int | None = None, message: str = "") -> None:
         if step.started is not None:
             step.duration = time.monotonic() - step.started
         step.status, step.exit_code = status, exit_code
         if message:
-            step.message = message
+            step.message = message = self.mask(message)
         if self.live is None or status != SKIPPED:
             line = f"[{self.provider}] {_mark(status)} {step.name} ({status}, {step.duration:.1f}s)"
             if message:
@@ -134,8 +136,9 @@ def _mark(status: str) -> str:
     return {PASSED: "✓", FAILED: "✗", SKIPPED: "–", WARNING: "!", RUNNING: "…", PENDING: "·"}[status]
 
 
-def write_report(path: Path, data: dict, steps: list[Step]) -> Path:
+def write_report(path: Path, data: dict, steps: list[Step], mask=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {**data, "steps": [s.to_json() for s in steps]}
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    text = json.dumps(payload, indent=2, default=str) + "\n"
+    path.write_text(mask(text) if mask else text)
     return path

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .masking import MaskedLog, Masker
 from .report import Reporter, Step
 from .workspace import GitInfo
 
@@ -32,6 +33,7 @@ class Context:
     image_map: dict[str, str] = field(default_factory=dict)  # --map-image
     python: str = "python3"  # the run's interpreter
     explicit: set[str] = field(default_factory=set)  # variable names given with --var
+    mask: Masker = field(default_factory=Masker)  # secret values, masked in every output
     _counter: int = 0
 
     @property
@@ -40,7 +42,7 @@ class Context:
 
     def log_path(self, name: str) -> Path:
         self._counter += 1
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self.logs_dir / f"{self._counter:03d}-{_SAFE.sub('_', name).strip('_')[:60] or 'step'}.log"
 
     def new_step(self, name: str, **detail) -> Step:
@@ -48,17 +50,20 @@ class Context:
         step.log = str(self.log_path(name))
         return step
 
+    def open_log(self, step: Step, mode: str = "a") -> MaskedLog:
+        return MaskedLog(step.log, self.mask, mode)
+
 
 def run_logged(argv: list[str], *, cwd: Path, env: dict[str, str], step: Step, reporter: Reporter,
                on_line=None, timeout: float | None = None, header: str = "",
-               stderr_seen: list | None = None) -> int:
+               stderr_seen: list | None = None, mask: Masker | None = None) -> int:
     """Run `argv`, streaming stdout+stderr into the step's log and the progress display.
 
     Returns the exit status (124 on timeout, as `timeout(1)` does). The process gets its own
     session so a timeout can end its whole group. With `stderr_seen` (a list), stderr is read
     as its own stream and a line is appended to the list for every line written on it.
     """
-    with open(step.log, "a", encoding="utf-8", errors="replace") as log:
+    with MaskedLog(step.log, mask or Masker()) as log:
         if header:
             log.write(header.rstrip("\n") + "\n")
             log.flush()
@@ -70,14 +75,14 @@ def run_logged(argv: list[str], *, cwd: Path, env: dict[str, str], step: Step, r
         def pump(stream, is_err: bool) -> None:
             for raw in stream:
                 text = raw.decode("utf-8", errors="replace")
+                if on_line is not None:  # first: a line that marks a value secret masks itself
+                    on_line(text.rstrip("\r\n"))
                 with lock:
                     log.write(text)
                     log.flush()
                     if is_err:
                         stderr_seen.append(text)
                 reporter.line(step, text)
-                if on_line is not None:
-                    on_line(text.rstrip("\r\n"))
 
         err_thread = None
         if split:

@@ -1,5 +1,4 @@
-"""Where a local CI run happens: a private copy of the repository, a scrubbed environment,
-the git facts the services derive their predefined variables from, and clean-up of every
+"""Where a local CI run happens: a private copy of the repository, the git facts the services derive their predefined variables from, and clean-up of every
 process the build left behind.
 
 The copy is a `git clone --shared` of the user's repository (cheap: objects are borrowed, not
@@ -18,11 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Cloud credentials are removed from the environment unless --keep-env: a local run must not
-# reach a real cloud by accident.
-CREDENTIAL_PREFIXES = ("AWS_", "AZURE_", "ARM_", "GOOGLE_", "CLOUDSDK_")
-# Variables that would make the steps use another interpreter or environment than ours.
-PYTHON_LEAKS = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "CONDA_PREFIX", "PIP_REQUIRE_VIRTUALENV")
 RUN_MARKER = "MLOPS_GEN_CI_RUN"
 STEP_MARKER = "MLOPS_GEN_CI_STEP"
 SKIP_DIRS = {".git", ".local-ci", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache",
@@ -102,15 +96,6 @@ def make_workspace(repo: Path, dest: Path) -> Path:
     else:
         shutil.copytree(repo, dest, symlinks=True, ignore=lambda _d, names: [n for n in names if n in SKIP_DIRS])
     return dest
-
-
-def scrubbed_environ(keep_env: bool, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment the build starts from: ours, without credentials and Python leaks."""
-    env = dict(os.environ if base is None else base)
-    for key in list(env):
-        if key in PYTHON_LEAKS or (not keep_env and key.startswith(CREDENTIAL_PREFIXES)):
-            del env[key]
-    return env
 
 
 def _marked_pids(marker: str, value: str) -> list[int]:
