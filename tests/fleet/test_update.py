@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -179,17 +182,36 @@ def test_bad_usage_exits_2(tmp_path: Path) -> None:
     assert CliRunner().invoke(fleet_cli, ["update", str(tmp_path), "--branch", "a..b"]).exit_code == 2
 
 
-def test_failure_after_commit_rolls_the_branch_back(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlops_gen.fleet import gitops
+@contextmanager
+def unwritable(path: Path):
+    """A file git can neither replace nor unlink: immutable as root, in a read-only folder otherwise."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        mode = path.parent.stat().st_mode
+        path.parent.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.parent.chmod(mode)
 
-    def broken_switch(repo: Path, branch: str) -> None:
-        raise gitops.GitError("simulated checkout failure")
 
-    monkeypatch.setattr(gitops, "switch", broken_switch)
-    repo = fleet / "same-line"
+def test_a_file_git_cannot_write_fails_the_repository_and_keeps_it_intact(fleet: Path) -> None:
+    repo = fleet / "far-edit"
+    update(repo, "--no-switch", "--branch", "probe", "--jobs", "1")  # which files the update rewrites
+    changed = git(repo, "diff", "--name-only", "--diff-filter=M", "main", "probe").split()
+    git(repo, "branch", "-D", "probe")
+    assert changed
     before = tree(repo)
-    code, repos, _ = update(repo, "--jobs", "1")
-    assert code == 1 and repos["same-line"]["status"] == "failed"
-    assert "simulated checkout failure" in repos["same-line"]["reason"]
-    assert tree(repo) == before and git(repo, "branch", "--show-current").strip() == "main"
+    with unwritable(repo / changed[0]):
+        code, repos, _ = update(repo, "--jobs", "1")
+        assert tree(repo) == before  # every file as it was, the user's edits included
+    assert code == 1 and repos["far-edit"]["status"] == "failed"
+    assert changed[0] in repos["far-edit"]["reason"] and "left on main as it was" in repos["far-edit"]["reason"]
+    assert git(repo, "branch", "--show-current").strip() == "main"
+    assert git(repo, "status", "--porcelain") == ""
     assert "template-update" not in git(repo, "branch")

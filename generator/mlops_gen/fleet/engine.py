@@ -153,12 +153,16 @@ def _run(job: Job, result: RepoResult) -> None:
     result.commit = gitops.commit_on_new_branch(repo.path, base, overlay, _message(merged), branch)
     result.branch = branch
     if job.switch:
-        try:
-            gitops.switch(repo.path, branch)
-        except Exception as error:
+        original = gitops.current_branch(repo.path) or base
+        problem = gitops.switch(repo.path, branch, result.commit)
+        if problem:  # put the user back where they were, with their files, and say what failed
+            restore = gitops.switch(repo.path, original, base, force=True)
             gitops.delete_branch(repo.path, branch)
             result.branch = result.commit = ""
-            result.status, result.reason = "failed", f"could not check out {branch}: {error}"
+            result.status = "failed"
+            result.reason = (f"could not check out {branch}: {problem}; "
+                             + (f"left on {original} as it was, branch deleted" if not restore
+                                else f"and restoring {original} failed too: {restore}; check the work tree"))
     return None
 
 

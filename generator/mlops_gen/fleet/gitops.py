@@ -91,11 +91,27 @@ def commit_on_new_branch(repo: Path, base: str, changes: dict[str, FileEntry | N
                        env=FALLBACK_IDENTITY)
         commit = proc.stdout.decode().strip()
         git(repo, "branch", "--no-track", branch, commit)
+        if out(repo, "rev-parse", f"refs/heads/{branch}^{{tree}}") != tree:
+            raise GitError(f"branch {branch} does not hold the tree that was written")
         return commit
 
 
-def switch(repo: Path, branch: str) -> None:
-    git(repo, "-c", f"core.hooksPath={os.devnull}", "checkout", "-q", branch)
+def switch(repo: Path, target: str, expected: str, *, force: bool = False) -> str:
+    """Check out `target` and verify that HEAD is `expected` and the index and work tree match it.
+
+    Returns "" when they do, else what went wrong, naming the files git could not write: git
+    reports a file it cannot unlink or replace (read-only folder, immutable file) on stderr but
+    still exits 0, leaving the old file in the new branch's work tree."""
+    proc = git(repo, "-c", f"core.hooksPath={os.devnull}", "checkout", "-q", *(["-f"] if force else []), target,
+               check=False)
+    complaints = [line.strip() for line in proc.stderr.decode(errors="replace").splitlines()
+                  if line.startswith(("error:", "fatal:"))]
+    if head(repo) != expected:
+        return complaints[0] if complaints else f"HEAD is not {expected[:12]} after checking out {target}"
+    mismatched = dirty_paths(repo)  # the outcome decides; git's complaints only say why
+    if mismatched:
+        return "; ".join(complaints[:3]) or f"files differ from {target}: {', '.join(mismatched[:5])}"
+    return ""
 
 
 def delete_branch(repo: Path, branch: str) -> None:
