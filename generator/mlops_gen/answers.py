@@ -3,6 +3,7 @@ so that every bad answer is reported as one line naming the question."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -41,9 +42,11 @@ def parse_data(pairs: tuple[str, ...], known: dict[str, dict]) -> dict[str, str]
         if kind in _CASTS:
             cast, noun = _CASTS[kind]
             try:
-                cast(value)
+                number = cast(value)
             except ValueError:
                 raise AnswerError(f"{key}: expected {noun}, got {value!r}") from None
+            if not math.isfinite(number):
+                raise AnswerError(f"{key}: expected a finite number, got {value!r}")
         if spec.get("multiselect"):
             value = _as_yaml_list(key, value, spec)
         answers[key] = value
