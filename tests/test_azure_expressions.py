@@ -92,6 +92,15 @@ def test_template_expressions_inside_and_outside_quotes() -> None:
     assert found is not None and "xxxx" not in found.message
 
 
+def test_template_expressions_keep_their_own_quotes() -> None:
+    """Azure expands `${{ }}` before reading the condition, so quotes inside it are its own."""
+    assert check_condition("eq('${{ parameters['sha'] }}', '')") is None
+    assert check_condition("eq(variables['x'], '${{ join(',', parameters.list) }}')") is None
+    assert check_condition("and(succeeded(), ${{ parameters['enabled'] }})") is None
+    found = check_condition("eq('${{ parameters['sha'] }}', 'a'")
+    assert found is not None and "parameters" not in found.message
+
+
 def test_each_and_if_insertion(tmp_path) -> None:
     """The documentation's `${{ each }}` over an object parameter and `${{ if }}` insertion."""
     doc = {

@@ -13,7 +13,8 @@ to the type of the left one; string comparison is ordinal and case-insensitive; 
 true unless empty (so 'false' is true), a number unless 0, null is false; a version literal
 has two or three dots. `validate` uses `check_condition` (parse, known functions, their arity,
 no bare names); inside a condition a `${{ }}` or `$( )` outside quotes is a value known only
-after expansion, and inside quotes it is text like any other.
+after expansion, and inside quotes it is text like any other; a `${{ }}` is read whole wherever it
+is (Azure expands it before reading the condition), quotes inside it included.
 """
 
 from __future__ import annotations
@@ -63,7 +64,23 @@ class Token:
 
 _NUM = re.compile(r"-?\d+(\.\d+){0,3}")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
-_MACRO = re.compile(r"\$\{\{.*?\}\}|\$\([^()]*\)|\$\[.*?\]", re.DOTALL)
+_MACRO = re.compile(r"\$\([^()]*\)|\$\[.*?\]", re.DOTALL)
+
+
+def template_end(text: str, i: int) -> int | None:
+    """Where the `${{ ... }}` starting at `i` ends (past its `}}`), reading quoted strings inside it
+    (`${{ parameters['a'] }}`, `${{ join(',', x) }}`) as text; None when it is never closed."""
+    if not text.startswith("${{", i):
+        return None
+    j, quoted = i + 3, False
+    while j < len(text):
+        c = text[j]
+        if c == "'":
+            quoted = not quoted  # '' inside a string toggles twice: still inside
+        elif not quoted and text.startswith("}}", j):
+            return j + 2
+        j += 1
+    return None
 
 
 def tokenize(text: str) -> list[Token]:
@@ -75,6 +92,10 @@ def tokenize(text: str) -> list[Token]:
         elif c in "()[],.":
             tokens.append(Token(c, c, i))
             i += 1
+        elif c == "$" and (end := template_end(text, i)) is not None:
+            # A template expression is replaced by its value before the condition is read.
+            tokens.append(Token("unknown", text[i:end], i))
+            i = end
         elif c == "$" and (m := _MACRO.match(text, i)):
             tokens.append(Token("unknown", m.group(0), i))
             i = m.end()
@@ -83,6 +104,11 @@ def tokenize(text: str) -> list[Token]:
             while True:
                 if j >= len(text):
                     raise ExprError("a string starting here is never closed with '", i)
+                if text[j] == "$" and (end := template_end(text, j)) is not None:
+                    # `'${{ parameters['x'] }}'`: expanded before the string is read; its quotes are its own
+                    buf.append(text[j:end])
+                    j = end
+                    continue
                 if text[j] == "'":
                     if j + 1 < len(text) and text[j + 1] == "'":
                         buf.append("'")

@@ -12,7 +12,8 @@ from mlops_gen.validate.rules import RULES
 from tests.validate.conftest import run_validate
 
 GOOD_BS = "version: 0.2\nenv:\n  shell: bash\nphases:\n  build:\n    commands:\n      - make test\n"
-WARN_BS = "version: 0.2\nphases:\n  build:\n    commands:\n      - make test\n"  # bs-default-shell
+# bs-default-shell: a bash feature (set -o pipefail) without env.shell
+WARN_BS = "version: 0.2\nphases:\n  build:\n    commands:\n      - set -o pipefail\n"
 
 
 def _text(*args: str):
@@ -31,7 +32,7 @@ def test_text_format_is_path_line_col_rule_message_sorted(tmp_path: Path):
     (tmp_path / "b" / "buildspec.yml").write_text(
         "version: 0.2\nenv:\n  shell: bash\n  variables:\n    CODEBUILD_A: x\nphases:\n  build:\n"
         "    commands:\n      - echo a: b\n")
-    (tmp_path / "a-azure-pipelines.yml").write_text("steps:\n  - task: NoSuchTask@1\n")
+    (tmp_path / "a-azure-pipelines.yml").write_text("steps:\n  - task: CopyFile@2\n")
     result = _text(tmp_path)
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
@@ -50,12 +51,21 @@ def test_warnings_exit_0_unless_strict(tmp_path: Path):
     assert _text(path, "--strict").exit_code == 1
 
 
+def test_notes_never_fail(tmp_path: Path):
+    path = tmp_path / "buildspec.yml"
+    path.write_text(GOOD_BS.replace("make test", "rm -rf build || true"))
+    result = _text(path, "--strict")
+    assert result.exit_code == 0
+    assert "shell-ignore-failure: note: " in result.stdout
+    assert "0 error(s), 0 warning(s), 1 note(s) (strict)" in result.stderr
+
+
 def test_json_format(tmp_path: Path):
     path = tmp_path / "buildspec.yml"
     path.write_text(WARN_BS)
     doc = json.loads(_text(path, "--format", "json").stdout)
-    assert doc["summary"] == {"errors": 0, "warnings": 1}
-    assert doc["findings"][0] == {"path": str(path), "line": 2, "col": 1, "rule": "bs-default-shell",
+    assert doc["summary"] == {"errors": 0, "warnings": 1, "notes": 0}
+    assert doc["findings"][0] == {"path": str(path), "line": 5, "col": 9, "rule": "bs-default-shell",
                                   "message": doc["findings"][0]["message"], "severity": "warning"}
 
 
@@ -91,10 +101,10 @@ def test_list_rules_lists_every_rule():
 def test_disable_and_allow_task(tmp_path: Path):
     path = tmp_path / "azure-pipelines.yml"
     path.write_text("steps:\n  - task: acme.tools.Deploy@1\n  - task: MyCompanyTask@3\n")
-    assert run_validate(path).rules() == {"az-extension-task", "az-unknown-task"}
+    assert run_validate(path).rules() == {"az-extension-task", "az-custom-task"}
     allowed = run_validate(path, "--allow-task", "acme.*", "--allow-task", "mycompanytask@*")
     assert allowed.findings == [] and allowed.code == 0
-    assert run_validate(path, "--disable", "az-unknown-task", "--disable", "az-extension-task").code == 0
+    assert run_validate(path, "--disable", "az-custom-task", "--disable", "az-extension-task").code == 0
 
 
 def test_pyproject_configuration(tmp_path: Path, monkeypatch):

@@ -11,9 +11,16 @@ aliases. The vendored schema, taken literally, rejects most real pipelines for t
   expressions, which are only known at compile or run time;
 - patterns use Python's regex engine (check-jsonschema's `python` regex variant);
 - the 1,000-branch `task` definition is replaced by a generic step shape; each task step is then
-  checked against its own branch (see azure_tasks.py), which gives precise messages;
+  checked against Microsoft's own task definitions (azure_tasks.py), which gives precise messages;
 - the root also accepts variables-, steps-, jobs- and stages- templates;
-- trigger/pr path filters accept any path (the vendored schema applies the branch-name pattern).
+- trigger/pr path filters accept any path (the vendored schema applies the branch-name pattern);
+- a value that is wholly a template expression (`jobs: ${{ parameters.jobs }}`, a list item
+  `- ${{ parameters.steps }}`) is unknown until expansion: no keyword applies to it; a mapping
+  holding DYNAMIC (keys only known after expansion) skips `required`/`minProperties` and its
+  unknown-key check ignores DYNAMIC; an empty (null) value is accepted where a list is (Azure reads
+  it as no items; azure.py warns);
+- `- job:`/`- stage:` with no name (Azure names them itself), parameter defaults of null;
+- timeoutInMinutes/cancelTimeoutInMinutes are integers (or expressions), which Azure enforces.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from jsonschema import Draft7Validator, ValidationError, validators
 
 from mlops_gen.validate.schemas import vendored_schema
 
+# Key marking where keys only known at compile time are inserted (`${{ insert }}: ${{ x }}`, a
+# computed key `${{ x.name }}: ...`); see azure.expand().
+DYNAMIC = "__compile_time_keys__"
 _EXPR = re.compile(r"\$\{\{.*?\}\}|\$\(.*?\)|\$\[.*?\]", re.DOTALL)
 _TRUE_FALSE = {"true", "false"}
 _REGEX = RegexImplementation(RegexVariantName.python)
@@ -36,6 +46,14 @@ _REGEX = RegexImplementation(RegexVariantName.python)
 def is_dynamic(value: Any) -> bool:
     """A value that contains a template expression, macro or runtime expression."""
     return isinstance(value, str) and _EXPR.search(value) is not None
+
+
+def is_template(value: Any) -> bool:
+    """A value that is wholly one template expression: unknown until the template is expanded."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return text.startswith("${{") and text.endswith("}}")
 
 
 def as_azure_string(value: Any) -> str:
@@ -58,6 +76,11 @@ def _is_integer(_checker: Any, value: Any) -> bool:
     if isinstance(value, int):
         return True
     return isinstance(value, str) and (value.strip().lstrip("-").isdigit() or is_dynamic(value))
+
+
+def _is_array(_checker: Any, value: Any) -> bool:
+    # An empty (null) value where a list is expected is read as no items (azure.py warns about it).
+    return isinstance(value, list) or value is None
 
 
 def _is_number(checker: Any, value: Any) -> bool:
@@ -96,15 +119,54 @@ def _enum(validator: Any, enums: list, instance: Any, schema: dict) -> Any:
     yield ValidationError(f"{instance!r} is not one of {enums!r}")
 
 
+def _additional_properties(validator: Any, value: Any, instance: Any, schema: dict) -> Any:
+    if isinstance(instance, dict) and DYNAMIC in instance:
+        instance = {k: v for k, v in instance.items() if k != DYNAMIC}
+    yield from Draft7Validator.VALIDATORS["additionalProperties"](validator, value, instance, schema)
+
+
+def _unless_dynamic_keys(keyword: str) -> Any:
+    def check(validator: Any, value: Any, instance: Any, schema: dict) -> Any:
+        if isinstance(instance, dict) and DYNAMIC in instance:
+            return
+        yield from Draft7Validator.VALIDATORS[keyword](validator, value, instance, schema)
+    return check
+
+
+def _one_of(validator: Any, value: Any, instance: Any, schema: dict) -> Any:
+    for error in Draft7Validator.VALIDATORS["oneOf"](validator, value, instance, schema):
+        if not error.context and isinstance(instance, dict) and DYNAMIC in instance:
+            continue  # "more than one branch": the unknown keys may well decide
+        yield error
+
+
+_ARRAY_KEYWORDS = {"items", "additionalItems", "contains", "minItems", "maxItems", "uniqueItems"}
+
+
+def _unknown_until_expansion(keyword: str, check: Any) -> Any:
+    def wrapped(validator: Any, value: Any, instance: Any, schema: dict) -> Any:
+        if is_template(instance) or instance is None and keyword in _ARRAY_KEYWORDS:
+            return
+        yield from check(validator, value, instance, schema) or ()
+    return wrapped
+
+
+_KEYWORDS = {
+    **Draft7Validator.VALIDATORS,
+    "pattern": _pattern,
+    "enum": _enum,
+    "patternProperties": _REGEX.patternProperties_keyword,
+    "additionalProperties": _additional_properties,
+    "required": _unless_dynamic_keys("required"),
+    "minProperties": _unless_dynamic_keys("minProperties"),
+    "oneOf": _one_of,
+}
 AzureValidator = validators.extend(
     Draft7Validator,
-    validators={
-        "pattern": _pattern,
-        "enum": _enum,
-        "patternProperties": _REGEX.patternProperties_keyword,
-    },
+    validators={k: v if k == "$ref" else _unknown_until_expansion(k, v) for k, v in _KEYWORDS.items()},
     type_checker=Draft7Validator.TYPE_CHECKER.redefine_many(
-        {"string": _is_string, "boolean": _is_boolean, "integer": _is_integer, "number": _is_number}
+        {"string": _is_string, "boolean": _is_boolean, "integer": _is_integer, "number": _is_number,
+         "array": _is_array}
     ),
 )
 
@@ -129,8 +191,40 @@ def adapted_schema() -> dict[str, Any]:
     # documented `paths: include: [docs/]` form; Azure takes any path prefix or wildcard there.
     for name in ("trigger", "pr"):
         definitions[name] = _with_string_path_filters(definitions[name])
+    # `default: null` is a valid parameter default (an object parameter that is empty by default).
+    definitions["any"] = {"anyOf": [*definitions["any"]["anyOf"], {"type": "null"}]}
+    # `- job:` / `- stage:` with no name: Azure names them itself (Job, Job1, ...; __default).
+    for name, key in (("job", "job"), ("stage", "stage")):
+        definitions[name] = _with_nullable(definitions[name], key)
+    # Azure converts timeouts to integers and rejects anything else ("3h"); the vendored schema
+    # only asks for a string.
+    definitions["timeoutMinutes"] = {"type": "integer", "x-message": "must be a whole number of minutes"}
+    definitions = _with_integer_timeouts(definitions)
     schema["definitions"] = definitions
     return schema
+
+
+def _with_nullable(definition: dict[str, Any], key: str) -> dict[str, Any]:
+    definition = copy.deepcopy(definition)
+    for branch in definition.get("anyOf", []):
+        prop = branch.get("properties", {}).get(key)
+        if prop is not None:
+            branch["properties"][key] = {"anyOf": [prop, {"type": "null"}]}
+    return definition
+
+
+def _with_integer_timeouts(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k in ("timeoutInMinutes", "cancelTimeoutInMinutes") and isinstance(v, dict) and "$ref" in v:
+                out[k] = {**v, "$ref": "#/definitions/timeoutMinutes"}
+            else:
+                out[k] = _with_integer_timeouts(v)
+        return out
+    if isinstance(node, list):
+        return [_with_integer_timeouts(v) for v in node]
+    return node
 
 
 def _with_string_path_filters(definition: dict[str, Any]) -> dict[str, Any]:
@@ -145,15 +239,3 @@ def _with_string_path_filters(definition: dict[str, Any]) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def validator() -> Any:
     return AzureValidator(adapted_schema())
-
-
-@lru_cache(maxsize=1)
-def task_branches() -> dict[str, dict[str, Any]]:
-    """lower-case `Name@Major` -> that task's branch of the vendored schema (newest first wins)."""
-    out: dict[str, dict[str, Any]] = {}
-    for branch in vendored_schema("azure-pipelines")["definitions"]["task"]["anyOf"]:
-        pattern = branch.get("properties", {}).get("task", {}).get("pattern", "")
-        name = pattern.strip("^$")
-        if name and name.lower() not in out:
-            out[name.lower()] = branch
-    return out

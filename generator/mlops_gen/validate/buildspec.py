@@ -10,8 +10,13 @@ from jsonschema import Draft7Validator
 from mlops_gen.validate.context import Context
 from mlops_gen.validate.schemaerrors import dotted, report_schema_errors
 from mlops_gen.validate.schemas import own_schema
-from mlops_gen.validate.shellrules import check_ignored_failures
-from mlops_gen.validate.yamlpos import Str, key_of
+from mlops_gen.validate.shellrules import (
+    bash_feature,
+    check_ignored_failures,
+    looks_like_windows,
+    source_position,
+)
+from mlops_gen.validate.yamlpos import Str
 
 PHASES = ("install", "pre_build", "build", "post_build")
 # Keys whose values are meant to be yes/no: a YAML 1.1 boolean there is intended.
@@ -27,11 +32,20 @@ def validator() -> Draft7Validator:
 
 def check(ctx: Context) -> None:
     data = ctx.data
-    report_schema_errors(ctx, "bs-schema", validator().iter_errors(data))
+    report_schema_errors(ctx, "bs-schema", validator().iter_errors(data), unknown_key=_unknown_key,
+                         empty_list="bs-empty-list")
     _check_commands(ctx, data)
     _check_variables(ctx, data)
     _check_shell(ctx, data)
     _check_yaml11_booleans(ctx, data, [])
+
+
+def _unknown_key(path: list, key: str, close: str | None) -> tuple[str, str] | None:
+    """CodeBuild ignores keys it does not know (e.g. the common `artifacts: type: zip`); a near miss of
+    a documented key is a typo that silently loses the setting, and stays a bs-schema error."""
+    if close is not None:
+        return None
+    return "bs-unknown-key", ": CodeBuild ignores keys it does not know, so it has no effect"
 
 
 def _mapping(value: Any) -> dict:
@@ -83,16 +97,37 @@ def _check_variables(ctx: Context, data: dict) -> None:
                        "variables whose names start with AWS_; copy it to another name and export that")
 
 
+_WINDOWS_SHELLS = {"powershell.exe", "cmd.exe", "pwsh", "pwsh.exe", "powershell"}
+
+
+def _commands(data: dict):
+    """(where, command) for every string command in the phases."""
+    for phase_name, phase in _mapping(data.get("phases")).items():
+        for block in ("commands", "finally"):
+            items = _mapping(phase).get(block)
+            for i, item in enumerate(items if isinstance(items, list) else []):
+                if isinstance(item, str):
+                    yield f"phases.{phase_name}.{block}[{i}]", item
+
+
 def _check_shell(ctx: Context, data: dict) -> None:
-    if not isinstance(data.get("phases"), dict):
+    """A bash-only feature in a command that /bin/sh runs (no env.shell, or shell: /bin/sh)."""
+    shell = _mapping(data.get("env")).get("shell")
+    if shell is not None and str(shell).strip() != "/bin/sh":
+        return  # bash, or a Windows shell
+    commands = list(_commands(data))
+    if any(looks_like_windows(cmd) for _, cmd in commands):
+        return  # a Windows buildspec: PowerShell runs the commands, not sh
+    hits = [(where, cmd, found) for where, cmd in commands if (found := bash_feature(cmd))]
+    if not hits:
         return
-    env = data.get("env")
-    if isinstance(env, dict) and "shell" in env:
-        return
-    where = key_of(data, "env") if isinstance(env, dict) else key_of(data, "phases")
-    ctx.report("bs-default-shell", where,
-               "no env.shell: on Linux CodeBuild runs every command with /bin/sh, so bash features "
-               "(set -o pipefail, [[ ]], source, arrays) fail or behave differently; add `shell: bash` under env")
+    where, cmd, (feature, offset, text) = hits[0]
+    more = f" ({len(hits) - 1} more command(s) use bash features too)" if len(hits) > 1 else ""
+    how = "with env.shell: /bin/sh" if shell is not None else "without env.shell"
+    ctx.report("bs-default-shell", source_position(ctx, cmd, offset, text),
+               f"{where} uses {feature} (`{text}`), a bash feature, but {how} CodeBuild runs Linux commands "
+               f"with /bin/sh, which is dash on the Ubuntu standard images, where it fails or behaves "
+               f"differently{more}; add `shell: bash` under env")
 
 
 def _check_yaml11_booleans(ctx: Context, node: Any, path: list) -> None:

@@ -3,6 +3,7 @@ substitution, waitFor and secret rules."""
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from functools import lru_cache
@@ -24,7 +25,15 @@ BUILTINS = {
     "_HEAD_BRANCH", "_BASE_BRANCH", "_HEAD_REPO_URL", "_PR_NUMBER",
 }
 _USER_NAME = re.compile(r"^_[A-Z0-9_]+$")
-_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+# Cloud Build's template parameters (cloud-build-local subst.go): `$$` (an escaped $), `${KEY}` and `$KEY`
+# with KEY matching [A-Z_][A-Z0-9_]* (the longest such prefix: `$HOMEdir` is KEY HOME). Lower-case names
+# (`$f`, `${cache_file}`) are not parameters and reach the shell untouched. `${KEY:-x}` and other bash forms
+# are expanded only with dynamicSubstitutions (always on for triggered builds): a use of KEY, never a
+# reason to reject. Group 1: braced KEY, group 2: the rest of the braces, group 3: unbraced KEY.
+_REF = re.compile(r"\$\$|\$\{([A-Z_][A-Z0-9_]*)(\}|[^a-z0-9_}][^}]*\})|\$([A-Z_][A-Z0-9_]*)")
+# In a `script`, Cloud Build substitutes nothing: substitutions reach it only as environment variables
+# (automapSubstitutions, or env: [_X=$_X]). `$$` is the shell's PID there.
+_SCRIPT_VAR = re.compile(r"\$\{?([A-Z_][A-Z0-9_]*)")
 # Fields Cloud Build sets itself: in a config file they are a mistake.
 _OUTPUT_ONLY = {"id", "projectId", "status", "statusDetail", "results", "createTime", "startTime", "finishTime",
                 "sourceProvenance", "buildTriggerId", "logUrl", "timing", "approval", "warnings", "failureInfo",
@@ -57,21 +66,74 @@ def camel_keys(node: Any, maps: bool = False) -> Any:
 
 @lru_cache(maxsize=1)
 def schema_validator() -> Draft7Validator:
-    return Draft7Validator(vendored_schema("cloudbuild"))
+    """The vendored schema, corrected where it disagrees with the Build message (GoModules spells
+    repositoryProjectId as repositoryProject_id)."""
+    schema = copy.deepcopy(vendored_schema("cloudbuild"))
+    go = schema.get("definitions", {}).get("GoModules", {})
+    props = go.get("properties", {})
+    if "repositoryProject_id" in props:
+        props["repositoryProjectId"] = props.pop("repositoryProject_id")
+        go["required"] = ["repositoryProjectId" if r == "repositoryProject_id" else r for r in go.get("required", [])]
+    return Draft7Validator(schema)
+
+
+def proto_knows(path: list, key: str, message: str = "Build") -> bool:
+    """Whether Cloud Build's API message at `path` (JSON names, list indexes skipped) has field `key`."""
+    from google.cloud.devtools import cloudbuild_v1
+
+    desc = getattr(cloudbuild_v1, message).pb().DESCRIPTOR
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = desc.fields_by_camelcase_name.get(str(part)) or desc.fields_by_name.get(str(part))
+        if field is None or field.message_type is None:
+            return False
+        if field.message_type.GetOptions().map_entry:
+            return True  # any key is a map key
+        desc = field.message_type
+    return str(key) in desc.fields_by_camelcase_name or str(key) in desc.fields_by_name
+
+
+def _unknown_key(path: list, key: str, close: str | None) -> tuple[str, str] | None:
+    """gcloud rejects a field the Build message lacks (`.steps[0].x: unused`); one the message has but
+    the schema does not list (deprecated or newer) is accepted."""
+    if proto_knows(path, key):
+        return "gcb-unknown-key", (": the config schema does not list it, but Cloud Build's API still has the "
+                                   "field (deprecated or newer); check it is still meant")
+    if close is not None:
+        return None
+    return "gcb-schema", (": Cloud Build's Build message has no such field, so gcloud rejects the config "
+                          "(`unused`)")
 
 
 def check(ctx: Context) -> None:
     data = camel_keys(ctx.data)
-    parseable = _check_substitution_values(ctx, data)
+    parseable = _check_ciphertexts(ctx, _check_substitution_values(ctx, data))
     _check_structure(ctx, data)
-    report_schema_errors(ctx, "gcb-schema", schema_validator().iter_errors(parseable), data)
+    report_schema_errors(ctx, "gcb-schema", schema_validator().iter_errors(parseable), data,
+                         unknown_key=_unknown_key, empty_list="gcb-empty-list")
     explained = {f.line for f in ctx.findings}
     strict_parse(ctx, data, parseable, skip_lines=explained)
     _Rules(ctx, data).run()
 
 
 def _check_substitution_values(ctx: Context, data: dict) -> dict:
-    """Report substitution values that are not strings; return data the protobuf parse can take."""
+    """Report substitution values that are not strings and `waitFor: id` strings; return data the
+    schema and the protobuf parse can take."""
+    steps = data.get("steps")
+    if isinstance(steps, list):
+        fixed = []
+        for step in steps:
+            wait = step.get("waitFor") if isinstance(step, dict) else None
+            if isinstance(wait, str):
+                ctx.report("gcb-wait-for-string", wait,
+                           f"waitFor is the string {str(wait)!r}, not a list: `gcloud builds submit` reads it as "
+                           f"[{str(wait)!r}], but a trigger reading the file may not (a string where a list is "
+                           "expected fails there with 'cannot unmarshal string into Go value'); "
+                           f"write waitFor: ['{wait}']")
+                step = {**step, "waitFor": [wait]}
+            fixed.append(step)
+        data = {**data, "steps": fixed}
     subs = data.get("substitutions")
     if not isinstance(subs, dict):
         return data
@@ -91,6 +153,43 @@ def _check_substitution_values(ctx: Context, data: dict) -> dict:
     return {**data, "substitutions": clean}
 
 
+_BASE64 = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
+
+
+def _check_ciphertexts(ctx: Context, data: dict) -> dict:
+    """KMS ciphertexts (secrets[].secretEnv, availableSecrets.inline[].envMap) are `bytes` fields: the
+    config must hold them base64-encoded. Python's protobuf parse is lenient about that; gcloud's base64
+    decode and the API are not. Returns data with those values blanked, for the protobuf parse."""
+    bad: set[int] = set()
+    places = [("secrets", data.get("secrets"), "secretEnv")]
+    available = data.get("availableSecrets")
+    if isinstance(available, dict):
+        places.append(("availableSecrets.inline", available.get("inline"), "envMap"))
+    for where, items, field in places:
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            values = item.get(field) if isinstance(item, dict) else None
+            for name, value in values.items() if isinstance(values, dict) else []:
+                text = "".join(str(value).split())
+                if isinstance(value, str) and (not _BASE64.match(text) or len(text.rstrip("=")) % 4 == 1):
+                    ctx.report("gcb-proto", value if isinstance(value, Str) else name,
+                               f"{where}[{i}].{field}.{name} is {str(value)!r}, which is not base64: Cloud Build "
+                               "reads it as bytes (the KMS-encrypted secret, base64-encoded), so the config is "
+                               "rejected or the decryption fails the build; put the output of "
+                               "`gcloud kms encrypt ... | base64` here")
+                    bad.add(id(value))
+    if not bad:
+        return data
+
+    def blank(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: "" if id(v) in bad else blank(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [blank(v) for v in node]
+        return node
+
+    return blank(data)
+
+
 def _check_structure(ctx: Context, data: dict) -> None:
     for key in data:
         if key in _OUTPUT_ONLY:
@@ -98,6 +197,9 @@ def _check_structure(ctx: Context, data: dict) -> None:
     steps = data.get("steps")
     if "steps" not in data:
         ctx.report("gcb-schema", (0, 0), "the config has no `steps`; a build needs at least one step")
+    elif steps is None or steps == []:
+        ctx.report("gcb-schema", key_of(data, "steps"),
+                   "`steps` is empty; Cloud Build rejects a build without at least one step")
     for i, step in enumerate(steps if isinstance(steps, list) else []):
         if not isinstance(step, dict):
             continue
@@ -164,6 +266,7 @@ class _Rules:
         options = data.get("options") if isinstance(data.get("options"), dict) else {}
         self.loose = str(options.get("substitutionOption", "")).upper() == "ALLOW_LOOSE"
         self.dynamic = options.get("dynamicSubstitutions") is True
+        self.automap = options.get("automapSubstitutions") is True
         subs = data.get("substitutions")
         self.subs: dict = subs if isinstance(subs, dict) else {}
         self.steps = [s for s in data.get("steps", []) if isinstance(s, dict)] if isinstance(
@@ -177,6 +280,7 @@ class _Rules:
         self.gcr()
         for step in self.steps:
             check_ignored_failures(self.ctx, step.get("script"), f"step {step.get('id') or step.get('name')}")
+            self.script_substitutions(step)
             args = step.get("args")
             for arg in args if isinstance(args, list) else []:
                 check_ignored_failures(self.ctx, arg, f"step {step.get('id') or step.get('name')}")
@@ -209,13 +313,17 @@ class _Rules:
         used: dict[str, list] = {}
         for text, path, shell in self._strings(self.data, [], False):
             for match in _REF.finditer(text):
-                name = match.group(1) or match.group(2)
+                name = match.group(1) or match.group(3)
                 if name is not None:
                     used.setdefault(name, []).append((text, path, shell, match))
         for name, uses in used.items():
             if name in BUILTINS or name in self.subs:
                 continue
-            text, path, shell, match = uses[0]
+            exact = [u for u in uses if u[3].group(2) in (None, "}")]
+            if not exact:
+                continue  # only ${NAME:-x}-style: bash expansion (dynamicSubstitutions), not a template key
+            text, path, shell, match = exact[0]
+            uses = exact
             pos = source_position(self.ctx, text, match.start(), match.group(0)) if isinstance(text, Str) \
                 else locate(self.data, path)
             more = f" (used {len(uses)} times; first use shown)" if len(uses) > 1 else ""
@@ -228,6 +336,12 @@ class _Rules:
                 continue
             if self.dynamic:
                 continue  # bash-style dynamic substitution leaves unknown names to the shell
+            if self.loose:
+                self.ctx.report("gcb-loose-substitution", pos,
+                                f"${name} is not a substitution{more}; with ALLOW_LOOSE Cloud Build accepts the "
+                                f"build and replaces it with an empty string; write $${name} if the shell should "
+                                "see it")
+                continue
             close = difflib.get_close_matches(name, sorted(BUILTINS), n=1, cutoff=0.75)
             if shell and not close:
                 self.ctx.report("gcb-shell-dollar", pos,
@@ -245,13 +359,41 @@ class _Rules:
         for key in self.subs:
             if key not in used and not re.search(rf"\${{?{re.escape(str(key))}\b", scripts):
                 self.ctx.report("gcb-unused-substitution", key,
-                                f"substitution {key} is defined but never used; Cloud Build rejects the build "
-                                "unless options.substitutionOption is ALLOW_LOOSE; use it or remove it")
+                                f"substitution {key} is defined but never used: a manual build (gcloud builds "
+                                "submit) fails with 'key in the substitution data is not matched in the template' "
+                                "unless options.substitutionOption is ALLOW_LOOSE (triggered builds allow it); "
+                                "use it or remove it")
+
+    def script_substitutions(self, step: dict) -> None:
+        """A `script` is not substituted: $_X / $PROJECT_ID there is a shell variable, set only when the
+        substitutions are mapped to the environment (automapSubstitutions or env: [_X=$_X])."""
+        script = step.get("script")
+        if not isinstance(script, str):
+            return
+        automap = step.get("automapSubstitutions")
+        if automap is True or (automap is None and self.automap):
+            return
+        env_names = set()
+        options = self.data.get("options") if isinstance(self.data.get("options"), dict) else {}
+        for env in (step.get("env"), options.get("env")):
+            for item in env if isinstance(env, list) else []:
+                env_names.add(str(item).split("=", 1)[0])
+        for match in _SCRIPT_VAR.finditer(script):
+            name = match.group(1)
+            if name in env_names or not (name in BUILTINS or name in self.subs or _USER_NAME.match(name)):
+                continue
+            self.ctx.report("gcb-script-substitution", source_position(self.ctx, script, match.start(), match.group(0)),
+                            f"${name} in the script of step {step.get('id') or step.get('name')}: Cloud Build does "
+                            "not substitute inside `script`, so the shell sees an unset variable; set "
+                            "automapSubstitutions: true (on the step or under options) or add "
+                            f"env: ['{name}=${name}']")
+            return
 
     def step_ids(self) -> None:
         seen: dict[str, Any] = {}
         for i, step in enumerate(self.steps):
             wait = step.get("waitFor")
+            wait = [wait] if isinstance(wait, str) else wait  # gcb-wait-for-string
             for ref in wait if isinstance(wait, list) else []:
                 if not isinstance(ref, str) or ref == "-" or ref in seen or "$" in ref:
                     continue
@@ -293,5 +435,6 @@ class _Rules:
         for image in images if isinstance(images, list) else []:
             if isinstance(image, str) and re.match(r"^([a-z]+\.)?gcr\.io/", image.strip()):
                 self.ctx.report("gcb-gcr-io", image,
-                                f"image {image!r} is pushed to Container Registry (gcr.io), which Google has shut "
-                                "down; push to Artifact Registry (LOCATION-docker.pkg.dev/PROJECT/REPO/IMAGE)")
+                                f"image {image!r} has a gcr.io name: the push works only if the project's gcr.io "
+                                "repositories are served by Artifact Registry (Container Registry is shut down); "
+                                "LOCATION-docker.pkg.dev/PROJECT/REPO/IMAGE says where the image goes")

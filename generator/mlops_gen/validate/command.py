@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mlops_gen.validate.detect import DIALECTS
-from mlops_gen.validate.findings import ERROR, render_json, render_text
+from mlops_gen.validate.findings import count, counts_against, render_json, render_text
 from mlops_gen.validate.rules import RULES
 
 HELP = """Validate buildspec.yml, azure-pipelines.yml and cloudbuild.yaml offline.
@@ -17,11 +17,11 @@ PATH is a file or a folder; in a folder every CI file is found by name and by co
 recursively, including CloudFormation templates under infra/aws/ (cfn-lint) and Cloud Build
 trigger files under infra/gcp/.
 
-Each finding is printed as `path:line:col: RULE: message`, sorted. Errors are things the CI
-service rejects or that certainly break the run; warnings (printed with `warning:`) are accepted
-by the service but hide failures or are deprecated. Exit status: 0 when there is no error
-(warnings alone exit 0 unless --strict), 1 when there are findings that count, 2 for bad usage
-or a file that cannot be read.
+Each finding is printed as `path:line:col: RULE: message`, sorted, at one of three levels:
+errors, what the CI service rejects or what makes the run fail; warnings (`warning:`), what the
+service accepts but is very likely wrong at run time; notes (`note:`), advice and style. Exit
+status: 0 when there is no error (warnings fail only with --strict, notes never), 1 when there
+are findings that count, 2 for bad usage or a path that holds no readable CI file.
 
 Settings can also live in the nearest pyproject.toml:
 
@@ -37,7 +37,7 @@ Settings can also live in the nearest pyproject.toml:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Output format.")
-@click.option("--strict", is_flag=True, default=None, help="Warnings count as findings (exit 1).")
+@click.option("--strict", is_flag=True, default=None, help="Warnings count as findings (exit 1); notes never do.")
 @click.option("--dialect", type=click.Choice(DIALECTS), default=None,
               help="Force the dialect of the files named on the command line (aws=buildspec, "
                    "azure=Azure Pipelines, gcp=Cloud Build).")
@@ -47,8 +47,11 @@ Settings can also live in the nearest pyproject.toml:
 @click.option("--no-infra", is_flag=True, help="Skip infra/aws (cfn-lint) and infra/gcp (trigger) files.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="pyproject.toml to read [tool.mlops-gen.validate] from (default: the nearest one).")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Refuse files larger than N bytes (exit 2) [default: 2000000].")
 @click.option("--list-rules", is_flag=True, help="List every rule with its severity and doc, then exit.")
-def validate(paths, fmt, strict, dialect, allow_tasks, disable, no_infra, config_path, list_rules) -> None:
+def validate(paths, fmt, strict, dialect, allow_tasks, disable, no_infra, config_path, max_bytes,
+             list_rules) -> None:
     if list_rules:
         for rule in RULES.values():
             click.echo(f"{rule.id:28} {rule.severity:8} {rule.dialect:6} {rule.doc}")
@@ -58,7 +61,7 @@ def validate(paths, fmt, strict, dialect, allow_tasks, disable, no_infra, config
         raise click.UsageError("give at least one file or folder to validate")
 
     from mlops_gen.validate.config import ConfigError, find_pyproject, load_section
-    from mlops_gen.validate.context import Options
+    from mlops_gen.validate.context import MAX_BYTES, Options
     from mlops_gen.validate.engine import validate_paths
 
     try:
@@ -73,6 +76,7 @@ def validate(paths, fmt, strict, dialect, allow_tasks, disable, no_infra, config
         disable=frozenset((*section.get("disable", []), *disable)),
         strict=section.get("strict", False) if strict is None else strict,
         infra=not no_infra,
+        max_bytes=max_bytes or MAX_BYTES,
     )
     result = validate_paths(list(paths), options, dialect)
     if fmt == "json":
@@ -80,13 +84,12 @@ def validate(paths, fmt, strict, dialect, allow_tasks, disable, no_infra, config
     else:
         click.echo(render_text(result.findings), nl=False)
     for problem in result.unreadable:
-        click.echo(f"mlops-gen validate: cannot read {problem}", err=True)
+        click.echo(f"mlops-gen validate: {problem}", err=True)
     if result.unreadable:
         sys.exit(2)
-    counted = [f for f in result.findings if options.strict or f.severity == ERROR]
+    counted = [f for f in result.findings if counts_against(f, options.strict)]
     if fmt == "text":
-        errors = sum(f.severity == ERROR for f in result.findings)
-        warnings = len(result.findings) - errors
-        click.echo(f"{len(result.files)} file(s) checked: {errors} error(s), {warnings} warning(s)"
-                   + (" (strict)" if options.strict else ""), err=True)
+        n = count(result.findings)
+        click.echo(f"{len(result.files)} file(s) checked: {n['errors']} error(s), {n['warnings']} warning(s), "
+                   f"{n['notes']} note(s)" + (" (strict)" if options.strict else ""), err=True)
     sys.exit(1 if counted else 0)

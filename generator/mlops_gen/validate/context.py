@@ -10,6 +10,8 @@ from mlops_gen.validate.findings import Finding
 from mlops_gen.validate.rules import severity_of
 from mlops_gen.validate.yamlpos import locate, position
 
+MAX_BYTES = 2_000_000  # the largest real CI files are ~200 KB; --max-bytes raises it
+
 
 @dataclass(frozen=True)
 class Options:
@@ -17,6 +19,7 @@ class Options:
     disable: frozenset[str] = frozenset()
     strict: bool = False
     infra: bool = True
+    max_bytes: int = MAX_BYTES
 
     def task_allowed(self, name: str) -> bool:
         low = name.lower()

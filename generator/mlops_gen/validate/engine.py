@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import stat
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from mlops_gen.validate import detect
 from mlops_gen.validate.context import Context, Options
 from mlops_gen.validate.findings import ERROR, Finding, sort_findings
+from mlops_gen.validate.yamlguard import forbidden_character, too_big
 from mlops_gen.validate.yamllayer import yamllint_findings
 from mlops_gen.validate.yamlpos import YamlError, load
 
@@ -42,11 +44,25 @@ def _checker(dialect: str):
     return infra.check_cfn if dialect == detect.CFN else infra.check_trigger
 
 
-def _read(path: Path, result: Result) -> str | None:
+def _read(path: Path, result: Result, max_bytes: int) -> str | None:
+    """The text of a regular file of at most `max_bytes`; devices, FIFOs and sockets are never
+    opened (reading /dev/zero never ends, opening a FIFO blocks)."""
     try:
-        raw = path.read_bytes()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            result.unreadable.append(f"{path}: not a regular file")
+            return None
+        if info.st_size > max_bytes:
+            result.unreadable.append(f"{path}: {info.st_size:,} bytes, more than the limit of {max_bytes:,} "
+                                     "(CI files are far smaller; raise it with --max-bytes)")
+            return None
+        with path.open("rb") as handle:
+            raw = handle.read(max_bytes + 1)
     except OSError as exc:
         result.unreadable.append(f"{path}: {exc.strerror or exc}")
+        return None
+    if len(raw) > max_bytes:  # grew since stat
+        result.unreadable.append(f"{path}: more than the limit of {max_bytes:,} bytes (raise it with --max-bytes)")
         return None
     try:
         return raw.decode("utf-8-sig")
@@ -59,19 +75,28 @@ def check_file(path: Path, options: Options, result: Result, *, explicit: bool, 
     """Check one file. In a folder walk (`explicit=False`) files that are no CI file are skipped."""
     name_hint = detect.by_name(path)
     infra_hint = detect.by_infra_location(path) if options.infra else None
-    text = _read(path, result)
+    text = _read(path, result, options.max_bytes)
     if text is None:
         return
     display = str(path)
-    if infra_hint == detect.CFN or (explicit and dialect is None and not name_hint and detect.looks_like_cfn(text)):
-        if infra_hint == detect.CFN and not detect.looks_like_cfn(text):
-            return
+    cfn = infra_hint == detect.CFN or (explicit and dialect is None and not name_hint and detect.looks_like_cfn(text))
+    if cfn and infra_hint == detect.CFN and not detect.looks_like_cfn(text):
+        return
+    if not (explicit or cfn or name_hint or infra_hint or detect.might_be_ci(text)):
+        return
+    refused = forbidden_character(text)
+    rule = "yaml-syntax"
+    if refused is None:
+        refused, rule = too_big(text), "yaml-too-complex"
+    if refused is not None:  # nothing else may read this text: yamllint and ruamel would choke on it
+        result.files.append(display)
+        result.findings.append(Finding(display, refused.line + 1, refused.col + 1, rule, refused.message))
+        return
+    if cfn:
         result.files.append(display)
         ctx = Context(display, text, None, options)
         _checker(detect.CFN)(ctx)
         result.findings.extend(ctx.findings)
-        return
-    if not explicit and not (name_hint or infra_hint) and not detect.might_be_ci(text):
         return
 
     data = None
@@ -118,10 +143,10 @@ def _check_chunk(tasks: list[tuple[Path, bool, str | None]], options: Options) -
 
 
 def _warm_up() -> None:
-    from mlops_gen.validate import azure, azure_schema, buildspec, cloudbuild  # noqa: F401
+    from mlops_gen.validate import azure, azure_schema, azure_tasks, buildspec, cloudbuild  # noqa: F401
 
     azure_schema.validator()
-    azure_schema.task_branches()
+    azure_tasks.catalogue()
     buildspec.validator()
     cloudbuild.schema_validator()
 
@@ -137,9 +162,12 @@ def validate_paths(paths: list[Path], options: Options, dialect: str | None = No
     Many files (hundreds of repos in one call) are spread over the CPUs with forked workers."""
     result = Result()
     tasks: list[tuple[Path, bool, str | None]] = []
+    folders: dict[Path, set[str]] = {}  # folder -> the files found in it
     for path in paths:
         if path.is_dir():
-            tasks.extend((file, False, None) for file in detect.walk(path))
+            found = list(detect.walk(path))
+            folders[path] = {str(file) for file in found}
+            tasks.extend((file, False, None) for file in found)
         elif path.exists():
             tasks.append((path, True, dialect))
         else:
@@ -159,4 +187,9 @@ def validate_paths(paths: list[Path], options: Options, dialect: str | None = No
         result.unreadable.extend(part.unreadable)
     result.files.sort()
     result.findings = sort_findings(result.findings)
+    checked = set(result.files)
+    for folder, found in folders.items():
+        if not found & checked:
+            result.unreadable.append(f"{folder}: no CI file in this folder (looked for buildspec, azure-pipelines "
+                                     "and cloudbuild files by name and by content)")
     return result

@@ -9,7 +9,7 @@ match), and each leaf error becomes "where: what is wrong; what is allowed".
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
@@ -166,10 +166,50 @@ def message_for(error: ValidationError, label: str = "") -> tuple[list[Any], str
     return path, f"{where}: {error.message}"
 
 
-def report_schema_errors(ctx: Context, rule: str, errors: Iterable[ValidationError], data: Any = None) -> None:
-    """Report each leaf error; `data` is the validated instance when it is not ctx.data."""
+def unknown_keys(error: ValidationError) -> list[tuple[str, str | None]]:
+    """For an additionalProperties error: each key not allowed there, with its near miss (or None)."""
+    allowed = [str(k) for k in error.schema.get("properties", {})] if isinstance(error.schema, dict) else []
+    out = []
+    for key in error.instance if isinstance(error.instance, dict) else []:
+        if key in allowed:
+            continue
+        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.75)
+        out.append((key, close[0] if close else None))
+    return out
+
+
+def is_empty_list(error: ValidationError) -> bool:
+    """A null where a list is expected: `key:` with nothing after it, or every item commented out."""
+    if error.instance is not None or error.validator != "type":
+        return False
+    wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    return "array" in wanted
+
+
+def report_schema_errors(ctx: Context, rule: str, errors: Iterable[ValidationError], data: Any = None, *,
+                         unknown_key: Callable[[list, str, str | None], tuple[str, str] | None] | None = None,
+                         empty_list: str | None = None) -> None:
+    """Report each leaf error; `data` is the validated instance when it is not ctx.data.
+
+    `unknown_key(path, key, near_miss)` -> (rule, message suffix) decides each unknown key, or None for
+    the default: `rule`, with "did you mean" for a near miss of an allowed key.
+    `empty_list` is the rule for a null where a list is expected (else `rule`).
+    """
     root = ctx.data if data is None else data
     for error in errors:
         for leaf in leaf_errors(error):
+            if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict) and not leaf.schema.get(
+                    "x-message"):
+                path = list(leaf.absolute_path)
+                allowed = ", ".join(map(str, leaf.schema.get("properties", {}))) or "none"
+                for key, close in unknown_keys(leaf):
+                    where = f"unknown key {key!r} in {dotted(path)}"
+                    decided = unknown_key(path, key, close) if unknown_key else None
+                    which, why = decided or (rule, f" (did you mean {close!r}?)" if close else "")
+                    ctx.report(which, locate(root, path + [key]), f"{where}{why}; allowed keys: {allowed}")
+                continue
             path, message = message_for(leaf)
-            ctx.report(rule, locate(root, path), message)
+            which = empty_list if empty_list and is_empty_list(leaf) else rule
+            if which != rule:
+                message += "; it is read as an empty list (all its items commented out?), so it does nothing"
+            ctx.report(which, locate(root, path), message)

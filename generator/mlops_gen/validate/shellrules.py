@@ -40,9 +40,60 @@ def check_ignored_failures(ctx: Context, script: object, what: str = "this step"
     for match in _IGNORE_FAILURE.finditer(script):
         text = match.group(0).strip()
         if text.startswith("set"):
-            message = (f"`{text}` in {what} keeps going after a failed command; remove it "
-                       "(handle an expected failure explicitly, e.g. `if ! cmd; then ...; fi`)")
+            message = (f"`{text}` in {what}: later commands run even after one fails; if that is not meant "
+                       "for cleanup, handle the expected failure explicitly (`if ! cmd; then ...; fi`)")
         else:
-            message = (f"`{text}` in {what} hides the failure of the command before it; "
-                       "remove it, or test the expected condition explicitly")
+            message = (f"`{text}` in {what}: the command before it can never fail the step; "
+                       "fine for cleanup, otherwise test the expected condition explicitly")
         ctx.report("shell-ignore-failure", source_position(ctx, script, match.start(), text), message)
+
+
+# Bash features that POSIX sh (dash, /bin/sh on Debian and Ubuntu images) lacks: (name, pattern).
+_CMD = r"(?:^|[;&|(]\s*|\b(?:then|do|else)\s+)"  # the start of a command
+BASH_FEATURES: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(pattern, re.MULTILINE)) for name, pattern in [
+    ("the [[ ]] test", r"(?:^|[\s;&|(!])(?P<f>\[\[)\s"),
+    ("set -o pipefail", r"(?<![\w-])(?P<f>set\s+(?:-[a-zA-Z]+\s+)*-[a-zA-Z]*o\s+pipefail)\b"),
+    ("the source builtin", _CMD + r"(?P<f>source)\s+\S"),
+    ("an array assignment", r"(?:^|[\s;&|])(?P<f>[A-Za-z_][A-Za-z0-9_]*=\()"),
+    ("an array reference", r"(?P<f>\$\{[#!]?[A-Za-z_][A-Za-z0-9_]*\[)"),
+    ("process substitution", r"(?:^|[\s;&|])(?P<f>[<>]\()"),
+    ("brace expansion", r"(?<![$\\{])(?P<f>\{(?:[^\s{}$,'\"]*,[^\s{}'\"]*|-?\w+\.\.-?\w+)\})"),
+    ("the function keyword", _CMD + r"(?P<f>function\s+[A-Za-z_][\w-]*)"),
+    ("== inside [ ]", r"(?:^|[\s;&|(!])\[\s(?:[^\]\[]*?\s)?(?P<f>==)\s"),
+    ("$'...' quoting", r"(?<![\\$])(?P<f>\$')"),
+    ("&> redirection", r"(?<![&>\d])(?P<f>&>)"),
+    ("pushd/popd", _CMD + r"(?P<f>pushd|popd)\b"),
+    ("shopt/declare", _CMD + r"(?P<f>shopt|declare|typeset)\s"),
+    ("an (( )) arithmetic command", _CMD + r"(?P<f>\(\()"),
+    ("${var/pattern/replacement}", r"(?P<f>\$\{[A-Za-z_][A-Za-z0-9_]*//?[^}]*\})"),
+    ("${var:offset}", r"(?P<f>\$\{[A-Za-z_][A-Za-z0-9_]*:\d[^}]*\})"),
+    ("${var^^}/${var,,}", r"(?P<f>\$\{[A-Za-z_][A-Za-z0-9_]*(?:\^\^?|,,?)\})"),
+]]
+# A command run by bash itself (`bash -c '...'`, `bash script.sh`): what follows is bash's business.
+_RUNS_BASH = re.compile(r"^\s*(?:sudo\s+)?(?:/usr/bin/env\s+|/bin/|/usr/bin/)?bash(?:\s|$)")
+_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"")
+# Commands that are evidently PowerShell or cmd.exe: a Windows buildspec, where sh never runs.
+_WINDOWS = re.compile(
+    r"\$env:|\b(?:Get|Set|New|Remove|Invoke|Write|Import|Install|Copy|Move|Test|Start|Stop|Expand|Compress|Out|"
+    r"Select|Where|ForEach|Add|Update|Register|Join|Split|Resolve|Push|Pop|Export|Convert|ConvertTo|ConvertFrom)"
+    r"-[A-Z][A-Za-z]+\b|\.ps1\b|%[A-Za-z_][A-Za-z0-9_]*%|\b[A-Za-z]:\\\\?[A-Za-z]|\bpowershell(?:\.exe)?\b|\bpwsh\b",
+    re.IGNORECASE)
+
+
+def bash_feature(command: str) -> tuple[str, int, str] | None:
+    """The first bash-only feature a /bin/sh command uses: (feature, offset, text), or None."""
+    if _RUNS_BASH.match(command):
+        return None
+    # Quoted text is not shell syntax (except $'..' itself); blank it out, keeping offsets.
+    bare = _QUOTED.sub(lambda m: m.group(0)[0] + " " * (len(m.group(0)) - 2) + m.group(0)[-1], command)
+    best: tuple[str, int, str] | None = None
+    for name, pattern in BASH_FEATURES:
+        match = pattern.search(command if name == "$'...' quoting" else bare)
+        if match and (best is None or match.start("f") < best[1]):
+            best = (name, match.start("f"), command[match.start("f"):match.end("f")])
+    return best
+
+
+def looks_like_windows(command: str) -> bool:
+    """True for PowerShell or cmd.exe text (Write-Host, $env:X, %VAR%, C:\\...)."""
+    return bool(_WINDOWS.search(command))
