@@ -20,7 +20,7 @@ from mlops_gen.render import render
 # What belongs to each cloud in a rendered repository.
 CLOUD_FILES = {
     "aws": ["buildspec.yml", "buildspec-prod.yml", "infra/aws/**/*"],
-    "azure": ["azure-pipelines.yml", "azureml/**/*", "infra/azure/**/*", ".amlignore"],
+    "azure": ["azure-pipelines.yml", "infra/azure/**/*", ".amlignore"],
     "gcp": ["cloudbuild.yaml", "cloudbuild.prod.yaml", "infra/gcp/**/*"],
 }
 

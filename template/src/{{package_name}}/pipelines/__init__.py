@@ -1,1 +1,0 @@
-"""Managed-training pipeline definitions, one module per cloud (SageMaker, Azure ML, Vertex AI/KFP)."""

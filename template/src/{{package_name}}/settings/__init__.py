@@ -1,1 +1,0 @@
-"""Per-cloud sections of mlops.yaml, one module per cloud this repository was generated for."""

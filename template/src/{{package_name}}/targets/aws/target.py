@@ -1,0 +1,599 @@
+"""The AWS target: SageMaker training jobs, the SageMaker Model Registry and real-time endpoints.
+
+- train:    a training job in the prebuilt scikit-learn container (container.py);
+            its model.tar.gz is unpacked into artifacts/model for evaluate and the gate
+- register: a version in the model package group `model.name`, with the metrics as model quality
+            statistics (S3) and as customer metadata, approved or PendingManualApproval
+- deploy:   model -> endpoint config (data capture) -> endpoint, created, or updated blue/green
+            with a canary that CloudWatch alarms roll back, then a target-tracking autoscaling policy;
+            an environment that needs approval only ever gets an Approved version, never a Rejected one
+- invoke:   sagemaker-runtime InvokeEndpoint with {"instances": [...]}
+
+Every call goes through boto3, so AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_<SERVICE>) points the
+target at an emulator. Nothing is created before mlops.yaml has been checked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tarfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError, WaiterError
+
+from ...errors import ConfigError, StageFailed
+from ..base import Deployment, ModelVersion, Target
+from . import sagemaker as sm
+
+VARIANT = "AllTraffic"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+TAG_VERSION, TAG_PACKAGE, TAG_HISTORY = "mlops:version", "mlops:model-package-arn", "mlops:history"
+HISTORY_LENGTH = 20
+_NAME_MAX = 63  # endpoint, endpoint config, model and job names: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}
+
+
+def resource_name(*parts: str) -> str:
+    """A SageMaker resource name from parts, shortening the first (the model name) to fit."""
+    tail = "-".join(p for p in parts[1:] if p)
+    head = parts[0][: max(1, _NAME_MAX - len(tail) - 1)] if tail else parts[0][:_NAME_MAX]
+    name = re.sub(r"[^a-zA-Z0-9-]+", "-", f"{head}-{tail}" if tail else head)
+    return re.sub(r"-+", "-", name).strip("-")
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def _not_found(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    return error.get("Code") in ("ValidationException", "ResourceNotFound", "ObjectNotFoundException") and (
+        "not find" in error.get("Message", "").lower()
+        or "not found" in error.get("Message", "").lower()
+        or "does not exist" in error.get("Message", "").lower()
+    )
+
+
+class AwsTarget(Target):
+    name = "aws"
+    # Seconds between polls of long-running operations (training jobs, endpoint updates); an
+    # emulator answers at once, so tests set MLOPS_AWS_POLL_SECONDS=0.
+    poll_seconds = float(os.environ.get("MLOPS_AWS_POLL_SECONDS", "30"))
+
+    def __init__(self, config, root: Path):
+        super().__init__(config, root)
+        self.aws = config.aws
+        unknown = [env for env in self.aws.endpoints if env not in config.environments]
+        if unknown:
+            raise ConfigError(
+                f"mlops.yaml: aws.endpoints.{unknown[0]}: no environment '{unknown[0]}' under environments "
+                f"(defined: {', '.join(config.environments)})"
+            )
+        self.session = boto3.session.Session(region_name=self.aws.region)
+        self._clients: dict = {}
+
+    def client(self, service: str):
+        if service not in self._clients:
+            retries = BotoConfig(
+                retries={"mode": "standard", "max_attempts": 8}, user_agent_extra="mlops-gen"
+            )
+            self._clients[service] = self.session.client(service, config=retries)
+        return self._clients[service]
+
+    # -- configuration that only a run against AWS needs -------------------------------------------
+    def role_arn(self) -> str:
+        role = self.aws.resolved_role_arn()
+        if not role:
+            raise ConfigError(
+                "mlops.yaml: aws.role_arn: empty and SAGEMAKER_ROLE_ARN is not set; use the "
+                "SageMakerExecutionRoleArn output of infra/aws/pipeline.yaml"
+            )
+        return role
+
+    def bucket(self) -> str:
+        bucket = self.aws.resolved_bucket()
+        if not bucket:
+            raise ConfigError(
+                "mlops.yaml: aws.bucket: empty and ARTIFACT_BUCKET is not set; use the "
+                "ArtifactBucketName output of infra/aws/pipeline.yaml"
+            )
+        return bucket
+
+    def _key(self, *parts: str) -> str:
+        return "/".join([self.aws.prefix.strip("/"), *parts])
+
+    def _upload(self, key: str, body: bytes) -> str:
+        # encrypted by the bucket's default encryption (SSE-KMS, infra/aws/pipeline.yaml)
+        self.client("s3").put_object(Bucket=self.bucket(), Key=key, Body=body)
+        return f"s3://{self.bucket()}/{key}"
+
+    def _commit(self) -> str:
+        from ...stages import git_commit
+
+        return git_commit(self.root)
+
+    def _tags(self, **extra: str) -> list[dict]:
+        tags = {"mlops:project": self.config.model.name, **extra}
+        return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+    def _wait(self, waiter: str, **kwargs) -> None:
+        config = {"Delay": self.poll_seconds, "MaxAttempts": int(4 * 3600 / max(self.poll_seconds, 1))}
+        self.client("sagemaker").get_waiter(waiter).wait(WaiterConfig=config, **kwargs)
+
+    # -- managed training ---------------------------------------------------------------------------
+    def upload_code(self) -> str:
+        """Upload the source directory of this commit (tarball for training, files for processing)."""
+        files = sm.source_files(self.config)
+        commit = self._commit()
+        for name, body in files.items():
+            self._upload(self._key("code", commit, "source", name), body)
+        return self._upload(self._key("code", commit, "sourcedir.tar.gz"), sm.tarball(files))
+
+    def train(self, artifacts: Path) -> bool:
+        if not self.aws.training.managed:
+            return False
+        training = self.aws.training
+        sourcedir = self.upload_code()
+        job = resource_name(self.config.model.name, "train", _stamp())
+        sagemaker = self.client("sagemaker")
+        sagemaker.create_training_job(
+            TrainingJobName=job,
+            AlgorithmSpecification={
+                "TrainingImage": sm.image_uri(self.config, "training"),
+                "TrainingInputMode": "File",
+            },
+            HyperParameters={
+                "sagemaker_program": json.dumps(sm.CONTAINER_SCRIPT),
+                "sagemaker_submit_directory": json.dumps(sourcedir),
+                "sagemaker_region": json.dumps(self.aws.region),
+                "sagemaker_container_log_level": "20",
+            },
+            RoleArn=self.role_arn(),
+            OutputDataConfig={"S3OutputPath": f"s3://{self.bucket()}/{self._key('training')}"},
+            ResourceConfig={"InstanceCount": 1, "InstanceType": training.instance_type, "VolumeSizeInGB": 30},
+            StoppingCondition={"MaxRuntimeInSeconds": training.max_runtime_seconds},
+            Tags=self._tags(**{"mlops:commit": self._commit()}),
+        )
+        try:
+            self._wait("training_job_completed_or_stopped", TrainingJobName=job)
+        except WaiterError:
+            pass  # the description below says why
+        described = sagemaker.describe_training_job(TrainingJobName=job)
+        if described["TrainingJobStatus"] != "Completed":
+            raise StageFailed(
+                f"train: training job {job} ended {described['TrainingJobStatus']}: "
+                f"{described.get('FailureReason', 'no reason given')}"
+            )
+        self._download_model(described["ModelArtifacts"]["S3ModelArtifacts"], artifacts / "model")
+        (artifacts / "training_job.json").write_text(
+            json.dumps(
+                {
+                    "name": job,
+                    "arn": described.get("TrainingJobArn"),
+                    "image": sm.image_uri(self.config, "training"),
+                },
+                indent=2,
+            )
+        )
+        return True
+
+    def _download_model(self, uri: str, folder: Path) -> None:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        try:
+            body = self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            raise StageFailed(f"cannot read the model at {uri}: {exc}") from None
+        if folder.exists():
+            for path in sorted(folder.rglob("*"), reverse=True):
+                path.unlink() if path.is_file() else path.rmdir()
+        folder.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+            archive.extractall(folder, filter="data")
+
+    # -- registry -----------------------------------------------------------------------------------
+    @property
+    def group(self) -> str:
+        return self.config.model.name
+
+    def _ensure_group(self) -> None:
+        sagemaker = self.client("sagemaker")
+        try:
+            sagemaker.describe_model_package_group(ModelPackageGroupName=self.group)
+        except ClientError as exc:
+            if not _not_found(exc):
+                raise
+            sagemaker.create_model_package_group(
+                ModelPackageGroupName=self.group,
+                ModelPackageGroupDescription=f"{self.config.project}: versions registered by CI"[:1024],
+                Tags=self._tags(),
+            )
+
+    def _inference_specification(self, model_data: str) -> dict:
+        return {
+            "Containers": [
+                {
+                    "Image": sm.image_uri(self.config, "inference"),
+                    "ModelDataUrl": model_data,
+                    "Environment": {**sm.SERVING_ENVIRONMENT, "SAGEMAKER_REGION": self.aws.region},
+                    "Framework": sm.FRAMEWORK,
+                    "FrameworkVersion": sm.framework_short_version(self.config),
+                }
+            ],
+            "SupportedContentTypes": sm.CONTENT_TYPES,
+            "SupportedResponseMIMETypes": ["application/json"],
+            "SupportedRealtimeInferenceInstanceTypes": sorted(
+                {self.aws.endpoint(env).instance_type for env in self.config.environments}
+            ),
+        }
+
+    def register(self, model_dir: Path, metrics: dict, lineage: dict, approved: bool) -> ModelVersion:
+        self._ensure_group()
+        commit = str(lineage.get("git_commit") or self._commit())
+        folder = self._key("models", f"{_stamp()}-{commit[:12]}")
+        model_data = self._upload(f"{folder}/model.tar.gz", sm.tarball(sm.model_files(model_dir)))
+        statistics = self._upload(f"{folder}/metrics.json", json.dumps(metrics, indent=2).encode())
+        self._upload(f"{folder}/lineage.json", json.dumps(lineage, indent=2, default=str).encode())
+        status = "Approved" if approved else "PendingManualApproval"
+        request = {
+            "ModelPackageGroupName": self.group,
+            "ModelPackageDescription": f"commit {commit}; {self.config.gate.metric}="
+            f"{metrics.get(self.config.gate.metric, float('nan')):.4f}",
+            "InferenceSpecification": self._inference_specification(model_data),
+            "ModelApprovalStatus": status,
+            "ModelMetrics": {
+                "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": statistics}}
+            },
+            "CustomerMetadataProperties": sm.metadata_properties(metrics, lineage),
+            "MetadataProperties": {"CommitId": commit[:1024]},
+            "Tags": self._tags(**{"mlops:commit": commit}),
+        }
+        if os.environ.get("CODEBUILD_BUILD_ARN"):
+            request["MetadataProperties"]["GeneratedBy"] = os.environ["CODEBUILD_BUILD_ARN"][:1024]
+        if os.environ.get("CODEBUILD_SOURCE_REPO_URL"):
+            request["MetadataProperties"]["Repository"] = os.environ["CODEBUILD_SOURCE_REPO_URL"][:1024]
+        arn = self.client("sagemaker").create_model_package(**request)["ModelPackageArn"]
+        return self._version_of(arn)
+
+    def _version_of(self, arn: str) -> ModelVersion:
+        described = self.client("sagemaker").describe_model_package(ModelPackageName=arn)
+        properties = described.get("CustomerMetadataProperties") or {}
+        metrics = {
+            k.removeprefix("metric."): float(v) for k, v in properties.items() if k.startswith("metric.")
+        }
+        version = described.get("ModelPackageVersion") or arn.rsplit("/", 1)[-1]
+        return ModelVersion(str(version), metrics, described["ModelApprovalStatus"], arn)
+
+    def _packages(self, status: str | None = None) -> list[dict]:
+        """Versions of the group, newest first (optionally only those with approval `status`)."""
+        sagemaker, found, token = self.client("sagemaker"), [], None
+        while True:
+            request = {
+                "ModelPackageGroupName": self.group,
+                "SortBy": "CreationTime",
+                "SortOrder": "Descending",
+                "MaxResults": 100,
+            }
+            if status:
+                request["ModelApprovalStatus"] = status
+            if token:
+                request["NextToken"] = token
+            try:
+                page = sagemaker.list_model_packages(**request)
+            except ClientError as exc:
+                if _not_found(exc):
+                    return []
+                raise
+            found += page.get("ModelPackageSummaryList", [])
+            token = page.get("NextToken")
+            if not token:
+                break
+        return sorted(found, key=lambda p: int(p.get("ModelPackageVersion") or 0), reverse=True)
+
+    def _package(self, version: str) -> ModelVersion:
+        for summary in self._packages():
+            if str(summary.get("ModelPackageVersion")) == str(version):
+                return self._version_of(summary["ModelPackageArn"])
+        raise StageFailed(f"registry: model package group {self.group} has no version {version}")
+
+    def champion(self) -> ModelVersion | None:
+        tags = self._endpoint_tags("prod")
+        if tags.get(TAG_PACKAGE):
+            return self._version_of(tags[TAG_PACKAGE])
+        approved = self._packages("Approved")
+        return self._version_of(approved[0]["ModelPackageArn"]) if approved else None
+
+    def promote(self, version: str | None, to_env: str) -> ModelVersion:
+        if version is None:
+            version = self._endpoint_tags("staging").get(TAG_VERSION)
+            if not version:
+                raise StageFailed("promote: nothing is deployed to staging; name a version with --version")
+        current = self._package(version)
+        if current.status == "Rejected":
+            raise StageFailed(f"promote: version {version} of {self.group} is Rejected")
+        described = self.client("sagemaker").describe_model_package(ModelPackageName=current.uri)
+        request = {
+            "ModelPackageArn": current.uri,
+            "ModelApprovalStatus": "Approved",
+            "ApprovalDescription": f"promoted to {to_env} by "
+            f"{os.environ.get('CODEBUILD_BUILD_ARN', 'mlops')}",
+        }
+        if described.get("CustomerMetadataProperties"):  # sent again so every API keeps them
+            request["CustomerMetadataProperties"] = described["CustomerMetadataProperties"]
+        self.client("sagemaker").update_model_package(**request)
+        return self._version_of(current.uri)
+
+    # -- deployment ---------------------------------------------------------------------------------
+    def endpoint_name(self, env: str) -> str:
+        return resource_name(self.config.model.name, env)
+
+    def _endpoint(self, env: str) -> dict | None:
+        try:
+            return self.client("sagemaker").describe_endpoint(EndpointName=self.endpoint_name(env))
+        except ClientError as exc:
+            if _not_found(exc):
+                return None
+            raise
+
+    def _endpoint_tags(self, env: str) -> dict[str, str]:
+        endpoint = self._endpoint(env)
+        if not endpoint:
+            return {}
+        tags = self.client("sagemaker").list_tags(ResourceArn=endpoint["EndpointArn"]).get("Tags", [])
+        return {t["Key"]: t["Value"] for t in tags}
+
+    def _version_for(self, env: str) -> ModelVersion:
+        if self.config.environment(env).approval_required:
+            approved = self._packages("Approved")
+            if not approved:
+                raise StageFailed(
+                    f"deploy: {env} needs an Approved version and model package group {self.group} has none; "
+                    f"approve one in SageMaker Studio (Models > Registered models > {self.group}) or run "
+                    f"`python -m {sm.package_name()} promote --target aws --version N`"
+                )
+            return self._version_of(approved[0]["ModelPackageArn"])
+        candidates = [p for p in self._packages() if p.get("ModelApprovalStatus") != "Rejected"]
+        if not candidates:
+            raise StageFailed(
+                f"deploy: model package group {self.group} holds no version; run `register` first"
+            )
+        return self._version_of(candidates[0]["ModelPackageArn"])
+
+    def deploy(self, env: str) -> Deployment:
+        return self._deploy(env, self._version_for(env))
+
+    # -- the serving contract ---------------------------------------------------------------------
+    def fetch_model(self, version: str, dest: Path) -> Path | None:
+        described = self.client("sagemaker").describe_model_package(ModelPackageName=self._package(version).uri)
+        self._download_model(described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"], dest / "model")
+        return dest / "model"
+
+    def serving_version(self, env: str) -> str | None:
+        arn = self._endpoint_tags(env).get(TAG_PACKAGE)
+        return self._version_of(arn).version if arn else None
+
+    def due_version(self, env: str) -> str | None:
+        return self._version_for(env).version
+
+    def _deploy(self, env: str, version: ModelVersion, history: list[str] | None = None) -> Deployment:
+        if version.status == "Rejected":
+            raise StageFailed(f"deploy: version {version.version} of {self.group} is Rejected")
+        sagemaker = self.client("sagemaker")
+        settings = self.aws.endpoint(env)
+        endpoint = self.endpoint_name(env)
+        container = sagemaker.describe_model_package(ModelPackageName=version.uri)["InferenceSpecification"][
+            "Containers"
+        ][0]
+        name = resource_name(self.config.model.name, env, f"v{version.version}", _stamp())
+        tags = self._tags(**{TAG_VERSION: version.version, "mlops:env": env})
+        sagemaker.create_model(
+            ModelName=name,
+            PrimaryContainer={
+                "Image": container["Image"],
+                "ModelDataUrl": container["ModelDataUrl"],
+                "Environment": container.get("Environment", {}),
+            },
+            ExecutionRoleArn=self.role_arn(),
+            Tags=tags,
+        )
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": VARIANT,
+                    "ModelName": name,
+                    "InstanceType": settings.instance_type,
+                    "InitialInstanceCount": settings.instance_count,
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+            DataCaptureConfig={
+                "EnableCapture": settings.data_capture_percent > 0,
+                "InitialSamplingPercentage": settings.data_capture_percent,
+                "DestinationS3Uri": f"s3://{self.bucket()}/{self._key('data-capture', env)}",
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+            },
+            Tags=tags,
+        )
+        alarms = self._alarms(endpoint)
+        existing = self._endpoint(env)
+        previous = self._endpoint_tags(env) if existing else {}
+        if existing is None:
+            sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=name, Tags=tags)
+        else:
+            if existing["EndpointStatus"] != "InService":
+                self._wait_in_service(endpoint)
+            self._disable_autoscaling(endpoint)  # a blue/green update replaces the fleet it scales
+            sagemaker.update_endpoint(
+                EndpointName=endpoint,
+                EndpointConfigName=name,
+                RetainAllVariantProperties=False,
+                DeploymentConfig={
+                    "BlueGreenUpdatePolicy": {
+                        "TrafficRoutingConfiguration": {
+                            "Type": "CANARY",
+                            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": settings.canary_percent},
+                            "WaitIntervalInSeconds": settings.canary_wait_seconds,
+                        },
+                        "TerminationWaitInSeconds": settings.termination_wait_seconds,
+                        "MaximumExecutionTimeoutInSeconds": max(
+                            600, settings.canary_wait_seconds + settings.termination_wait_seconds + 1800
+                        ),
+                    },
+                    "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a} for a in alarms]},
+                },
+            )
+        self._wait_in_service(endpoint)
+        described = self._endpoint(env) or {}
+        if existing is not None and described.get("EndpointConfigName") != name:
+            raise StageFailed(
+                f"deploy: {endpoint} rolled back to {described.get('EndpointConfigName')}: an alarm "
+                f"({', '.join(alarms)}) fired during the canary of version {version.version}"
+            )
+        if history is None:
+            history = [v for v in previous.get(TAG_HISTORY, "").split(",") if v]
+            if previous.get(TAG_VERSION) and previous[TAG_VERSION] != version.version:
+                history.append(previous[TAG_VERSION])
+        sagemaker.add_tags(
+            ResourceArn=described["EndpointArn"],
+            Tags=[
+                {"Key": TAG_VERSION, "Value": version.version},
+                {"Key": TAG_PACKAGE, "Value": version.uri},
+                {"Key": TAG_HISTORY, "Value": ",".join(history[-HISTORY_LENGTH:])},
+            ],
+        )
+        self._enable_autoscaling(endpoint, settings)
+        return Deployment(env, endpoint, version.version)
+
+    def _wait_in_service(self, endpoint: str) -> None:
+        try:
+            self._wait("endpoint_in_service", EndpointName=endpoint)
+        except WaiterError:
+            described = self.client("sagemaker").describe_endpoint(EndpointName=endpoint)
+            raise StageFailed(
+                f"deploy: endpoint {endpoint} is {described['EndpointStatus']}: "
+                f"{described.get('FailureReason', 'no reason given')}"
+            ) from None
+
+    def _alarms(self, endpoint: str) -> list[str]:
+        """CloudWatch alarms that roll a canary back: any 5xx, or model latency over the smoke bound."""
+        cloudwatch = self.client("cloudwatch")
+        dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": VARIANT}]
+        specs = {
+            f"{endpoint}-5xx": ("Invocation5XXErrors", "Sum", 1.0, "model errors (HTTP 5xx)"),
+            f"{endpoint}-latency": (
+                "ModelLatency",
+                "Average",
+                self.config.smoke.max_latency_ms * 1000.0,
+                "average model latency above smoke.max_latency_ms",
+            ),
+        }
+        for alarm, (metric, statistic, threshold, what) in specs.items():
+            cloudwatch.put_metric_alarm(
+                AlarmName=alarm,
+                AlarmDescription=f"{endpoint}: {what}; rolls back a blue/green update",
+                Namespace="AWS/SageMaker",
+                MetricName=metric,
+                Dimensions=dimensions,
+                Statistic=statistic,
+                Period=60,
+                EvaluationPeriods=1,
+                DatapointsToAlarm=1,
+                Threshold=threshold,
+                ComparisonOperator="GreaterThanOrEqualToThreshold",
+                TreatMissingData="notBreaching",
+                Tags=self._tags(),
+            )
+        return list(specs)
+
+    def _resource_id(self, endpoint: str) -> str:
+        return f"endpoint/{endpoint}/variant/{VARIANT}"
+
+    def _enable_autoscaling(self, endpoint: str, settings) -> None:
+        scaling = self.client("application-autoscaling")
+        scaling.register_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=self._resource_id(endpoint),
+            ScalableDimension=SCALABLE_DIMENSION,
+            MinCapacity=settings.instance_count,
+            MaxCapacity=settings.max_instance_count,
+        )
+        scaling.put_scaling_policy(
+            PolicyName=f"{endpoint}-invocations",
+            ServiceNamespace="sagemaker",
+            ResourceId=self._resource_id(endpoint),
+            ScalableDimension=SCALABLE_DIMENSION,
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": float(settings.invocations_per_instance),
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+                },
+                "ScaleInCooldown": 300,
+                "ScaleOutCooldown": 60,
+            },
+        )
+
+    def _disable_autoscaling(self, endpoint: str) -> None:
+        scaling = self.client("application-autoscaling")
+        targets = scaling.describe_scalable_targets(
+            ServiceNamespace="sagemaker",
+            ResourceIds=[self._resource_id(endpoint)],
+            ScalableDimension=SCALABLE_DIMENSION,
+        )["ScalableTargets"]
+        if targets:
+            scaling.deregister_scalable_target(
+                ServiceNamespace="sagemaker",
+                ResourceId=self._resource_id(endpoint),
+                ScalableDimension=SCALABLE_DIMENSION,
+            )
+
+    def invoke(self, env: str, instances: list) -> list:
+        endpoint = self.endpoint_name(env)
+        try:
+            response = self.client("sagemaker-runtime").invoke_endpoint(
+                EndpointName=endpoint,
+                ContentType="application/json",
+                Accept="application/json",
+                Body=json.dumps({"instances": instances}).encode(),
+            )
+        except ClientError as exc:
+            raise StageFailed(
+                f"{endpoint} answered {exc.response['Error'].get('Code')}: "
+                f"{exc.response['Error'].get('Message', '')[:500]}"
+            ) from None
+        body = response["Body"].read()
+        try:
+            return json.loads(body)["predictions"]
+        except (ValueError, KeyError, TypeError):
+            raise StageFailed(
+                f'{endpoint} answered something that is not {{"predictions": [...]}}: {body[:300]!r}'
+            ) from None
+
+    def rollback(self, env: str) -> ModelVersion:
+        tags = self._endpoint_tags(env)
+        history = [v for v in tags.get(TAG_HISTORY, "").split(",") if v]
+        if not history:
+            raise StageFailed(f"rollback: {env} has no previous version to return to")
+        previous = self._package(history[-1])
+        self._deploy(env, previous, history=history[:-1])
+        return previous
+
+    def undeploy(self, env: str) -> None:
+        endpoint = self.endpoint_name(env)
+        if self._endpoint(env) is None:
+            return
+        self._disable_autoscaling(endpoint)
+        self.client("sagemaker").delete_endpoint(EndpointName=endpoint)
+        self.client("cloudwatch").delete_alarms(AlarmNames=[f"{endpoint}-5xx", f"{endpoint}-latency"])
+
+    def pipeline_definition(self) -> dict:
+        return sm.definition(self.config, self._commit())
+
+
+TARGET = AwsTarget

@@ -1,0 +1,54 @@
+"""Scoring script of the Azure ML online deployment: init() and run() around the one predict().
+
+Azure ML loads this file by path (`code_configuration` uploads `src/`), so the package is imported
+absolutely. AZUREML_MODEL_DIR holds the registered bundle (model.joblib, model.json). Requests take
+{"data": [...]}, {"input_data": {"data": [...]}} or {"instances": [...]}; answers are
+{"predictions": [...], "model_version": ...}, the contract of every target.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+_SRC = Path(__file__).resolve().parents[3]
+PACKAGE = Path(__file__).resolve().parents[2].name
+if str(_SRC) not in sys.path:
+    sys.path.insert(0, str(_SRC))
+
+_state: dict = {}
+
+
+def _find_bundle(root: Path) -> Path:
+    found = sorted(root.rglob("model.joblib"))
+    if not found:
+        raise FileNotFoundError(f"no model.joblib under {root}")
+    return found[0].parent
+
+
+def init() -> None:
+    model_lib = importlib.import_module(f"{PACKAGE}.model")
+    bundle = _find_bundle(Path(os.environ.get("AZUREML_MODEL_DIR", ".")))
+    _state["pipeline"], _state["meta"] = model_lib.load(bundle)
+    _state["version"] = os.environ.get("MODEL_VERSION") or os.environ.get("AZUREML_MODEL_DIR", "").rstrip("/")
+    _state["serving"] = importlib.import_module(f"{PACKAGE}.serving")
+
+
+def run(raw_data: str | bytes) -> dict:
+    """An error answer is a dict with `error`; Azure ML still returns 200, so the caller checks the keys."""
+    serving = _state["serving"]
+    try:
+        payload = json.loads(raw_data)
+    except (TypeError, ValueError):
+        return {"error": "body is not valid JSON"}
+    if isinstance(payload, dict) and isinstance(payload.get("input_data"), dict):
+        payload = payload["input_data"]
+    rows = payload.get("data", payload.get("instances")) if isinstance(payload, dict) else payload
+    try:
+        predictions = serving.predict(_state["pipeline"], _state["meta"], rows)
+    except serving.BadRequest as exc:
+        return {"error": str(exc)}
+    return {"predictions": predictions, "model_version": _state["version"]}

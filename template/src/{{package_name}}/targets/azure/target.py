@@ -1,0 +1,366 @@
+"""The `azure` target on Azure Machine Learning, SDK v2 (azure-ai-ml).
+
+- train:    a command job (code, environment, compute from mlops.yaml) on the workspace's cluster;
+            waits at most `azure.train_timeout_minutes`, cancels the job and fails on timeout, and
+            downloads the `model` output into artifacts/model.
+- registry: model versions of `model.name`, metrics and lineage as properties (immutable) and tags;
+            the tag `status` holds Approved / PendingManualApproval / Rejected, and `due.<env>` the
+            time a version became the one due in <env> (the newest is current; rollback drops it).
+- deploy:   one managed online endpoint per environment (`azure.deployments`). Blue/green: the new
+            deployment is created beside the live one with no traffic, smoke-tested directly, and
+            only then takes 100% of the traffic; the old deployment is removed afterwards.
+            A failed smoke deletes the new deployment and leaves traffic where it was.
+- invoke:   HTTPS to the endpoint's scoring URI with its key (fetched at run time, never stored).
+
+Credentials: DefaultAzureCredential, i.e. the az CLI login of the pipeline's workload-identity
+service connection (AzureCLI@2), or your own `az login`. No key or secret is kept anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+from azure.ai.ml import MLClient
+from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml.entities import Model
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from ... import stages
+from ...errors import ConfigError, StageFailed
+from ..base import Deployment, ModelVersion, Target
+from . import ml as azure_ml
+
+DONE, FAILED = "Completed", ("Failed", "Canceled", "NotResponding")
+SLOTS = ("blue", "green")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class _Pinned:
+    """The target as seen by the smoke stage, with every request sent to one deployment."""
+
+    def __init__(self, target: AzureTarget, deployment: str):
+        self.target, self.deployment = target, deployment
+
+    def invoke(self, env: str, instances: list) -> list:
+        return self.target.invoke(env, instances, deployment=self.deployment)
+
+    def previous_sample(self, env: str) -> list | None:
+        return None  # the deployment under test is new: what it replaced is checked after the switch
+
+
+class AzureTarget(Target):
+    name = "azure"
+    poll_seconds = 30.0
+
+    def __init__(self, config, root: Path, client: MLClient | None = None):
+        super().__init__(config, root)
+        self.settings = config.azure
+        missing = [env for env in config.environments if env not in self.settings.deployments]
+        if missing:
+            raise ConfigError(
+                f"mlops.yaml: azure.deployments: no endpoint for environment(s) {', '.join(missing)}"
+            )
+        self._client = client
+        self._environment_id: str | None = None
+        self._scoring: dict[str, tuple[str, str]] = {}
+
+    # -- connection -------------------------------------------------------------------------------
+    def _subscription(self) -> str:
+        if self.settings.subscription_id:
+            return self.settings.subscription_id
+        if os.environ.get("AZURE_SUBSCRIPTION_ID"):
+            return os.environ["AZURE_SUBSCRIPTION_ID"]
+        try:
+            return subprocess.run(
+                ["az", "account", "show", "--query", "id", "-o", "tsv"],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            raise ConfigError(
+                "mlops.yaml: azure.subscription_id: not set, AZURE_SUBSCRIPTION_ID is empty and "
+                "`az account show` failed; run `az login` or set one of them"
+            ) from None
+
+    @property
+    def client(self) -> MLClient:
+        if self._client is None:
+            from azure.identity import DefaultAzureCredential
+
+            self._client = MLClient(
+                DefaultAzureCredential(), self._subscription(), self.settings.resource_group,
+                self.settings.workspace,
+            )
+        return self._client
+
+    def _wait(self, poller, minutes: int, what: str):
+        try:
+            result = poller.result(timeout=minutes * 60)
+        except HttpResponseError as exc:
+            raise StageFailed(f"{what} failed: {exc.message}") from None
+        if not poller.done():
+            raise StageFailed(f"{what} did not finish within {minutes} minutes")
+        return result
+
+    def environment_id(self) -> str:
+        """The content-versioned environment, created once; unchanged dependencies reuse its image."""
+        if self._environment_id is None:
+            env = azure_ml.environment(self.config, self.root)
+            try:
+                self.client.environments.get(env.name, version=env.version)
+            except ResourceNotFoundError:
+                self.client.environments.create_or_update(env)
+            self._environment_id = f"azureml:{env.name}:{env.version}"
+        return self._environment_id
+
+    # -- training ---------------------------------------------------------------------------------
+    def train(self, artifacts: Path) -> bool:
+        job = azure_ml.train_job(
+            self.config, self.root, self.environment_id(), tags={"git_commit": stages.git_commit(self.root)}
+        )
+        submitted = self.client.jobs.create_or_update(job, experiment_name=self.settings.experiment)
+        print(f"azure: submitted command job {submitted.name}: {submitted.studio_url}", flush=True)
+        self._wait_job(submitted.name, submitted.studio_url)
+        with tempfile.TemporaryDirectory() as tmp:
+            self.client.jobs.download(submitted.name, download_path=tmp, output_name="model")
+            bundle = Path(tmp) / "named-outputs" / "model"
+            if not (bundle / "model.joblib").is_file():
+                raise StageFailed(f"train: job {submitted.name} completed without model/model.joblib")
+            shutil.rmtree(artifacts / "model", ignore_errors=True)
+            shutil.copytree(bundle, artifacts / "model")
+        (artifacts / "azureml-job.json").write_text(
+            json.dumps({"name": submitted.name, "studio_url": submitted.studio_url}, indent=2) + "\n"
+        )
+        return True
+
+    def _wait_job(self, name: str, url: str | None) -> None:
+        minutes = self.settings.train_timeout_minutes
+        deadline, last = time.monotonic() + minutes * 60, None
+        while True:
+            status = self.client.jobs.get(name).status
+            if status != last:
+                print(f"azure: job {name}: {status}", flush=True)
+                last = status
+            if status == DONE:
+                return
+            if status in FAILED:
+                raise StageFailed(f"train: Azure ML job {name} ended {status}; logs: {url}")
+            if time.monotonic() >= deadline:
+                self.client.jobs.begin_cancel(name)
+                raise StageFailed(
+                    f"train: Azure ML job {name} still {status} after azure.train_timeout_minutes={minutes}; "
+                    f"cancelled ({url})"
+                )
+            time.sleep(self.poll_seconds)
+
+    # -- registry ---------------------------------------------------------------------------------
+    def _models(self) -> list[Model]:
+        try:
+            found = list(self.client.models.list(name=self.config.model.name))
+        except ResourceNotFoundError:
+            return []
+        return sorted(found, key=lambda m: int(m.version))
+
+    def _model(self, version: str) -> Model:
+        try:
+            return self.client.models.get(self.config.model.name, version=str(version))
+        except ResourceNotFoundError:
+            raise StageFailed(f"azure registry: no version {version} of model {self.config.model.name}") from None
+
+    @staticmethod
+    def _as_model_version(model: Model) -> ModelVersion:
+        metrics = json.loads((model.properties or {}).get("metrics", "{}"))
+        return ModelVersion(str(model.version), metrics, (model.tags or {}).get("status", "Registered"), model.id or "")
+
+    def register(self, model_dir: Path, metrics: dict, lineage: dict, approved: bool) -> ModelVersion:
+        job_file = model_dir.parent / "azureml-job.json"
+        path = str(model_dir)
+        if lineage.get("trained_on") == self.name and job_file.is_file():
+            # The bundle came out of the training job: register the job's output, which links the two.
+            path = f"azureml://jobs/{json.loads(job_file.read_text())['name']}/outputs/model"
+        metric_values = {f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()}
+        model = Model(
+            name=self.config.model.name,
+            path=path,
+            type=AssetTypes.CUSTOM_MODEL,
+            description=f"{self.config.model.estimator} on {self.config.data.source}",
+            tags={"status": "Approved" if approved else "PendingManualApproval",
+                  "git_commit": str(lineage.get("git_commit", "unknown")), **metric_values},
+            properties={"metrics": json.dumps(metrics, sort_keys=True),
+                        "lineage": json.dumps(lineage, sort_keys=True, default=str), **metric_values},
+        )
+        return self._as_model_version(self.client.models.create_or_update(model))
+
+    def _history(self, env: str) -> list[Model]:
+        """Versions that were due in env, oldest first; the last one is current."""
+        key = f"due.{env}"
+        return sorted((m for m in self._models() if key in (m.tags or {})), key=lambda m: m.tags[key])
+
+    def _assign(self, env: str, model: Model) -> None:
+        history = self._history(env)
+        if history and history[-1].version == model.version:
+            return
+        model.tags[f"due.{env}"] = _now()
+        self.client.models.create_or_update(model)
+
+    def champion(self) -> ModelVersion | None:
+        history = self._history("prod")
+        if history:
+            return self._as_model_version(history[-1])
+        approved = [m for m in self._models() if (m.tags or {}).get("status") == "Approved"]
+        return self._as_model_version(approved[-1]) if approved else None
+
+    def promote(self, version: str | None, to_env: str) -> ModelVersion:
+        if version is None:
+            staging = self._history("staging")
+            if not staging:
+                raise StageFailed("promote: nothing is deployed to staging; name a version with --version")
+            version = staging[-1].version
+        model = self._model(version)
+        if model.tags.get("status") == "Rejected":
+            raise StageFailed(f"promote: version {version} is Rejected")
+        model.tags["status"] = "Approved"
+        model.tags[f"due.{to_env}"] = _now()
+        return self._as_model_version(self.client.models.create_or_update(model))
+
+    def rollback(self, env: str) -> ModelVersion:
+        history = self._history(env)
+        if len(history) < 2:
+            raise StageFailed(f"rollback: {env} has no previous version to return to")
+        current, previous = history[-1], history[-2]
+        del current.tags[f"due.{env}"]
+        current.tags[f"rolled_back.{env}"] = _now()
+        self.client.models.create_or_update(current)
+        if self._endpoint(env) is not None:
+            self._deploy(env, previous)
+        return self._as_model_version(previous)
+
+    # -- the serving contract ---------------------------------------------------------------------
+    def fetch_model(self, version: str, dest: Path) -> Path | None:
+        self.client.models.download(self.config.model.name, version=str(version), download_path=str(dest))
+        found = sorted(dest.rglob("model.json"))  # the SDK nests the files under the model's name
+        return found[0].parent if found else None
+
+    def serving_version(self, env: str) -> str | None:
+        history = self._history(env)
+        return history[-1].version if history and self._endpoint(env) is not None else None
+
+    def due_version(self, env: str) -> str | None:
+        return self._version_for(env, assign=False).version
+
+    # -- deployments ------------------------------------------------------------------------------
+    def _version_for(self, env: str, assign: bool = True) -> Model:
+        if self.config.environment(env).approval_required:
+            history = self._history(env)
+            if not history:
+                raise StageFailed(f"deploy: {env} needs an approved version; run `promote` first")
+            return history[-1]
+        # Newest version neither rejected nor rolled back from this environment.
+        candidates = [m for m in self._models() if (m.tags or {}).get("status") != "Rejected"
+                      and f"rolled_back.{env}" not in (m.tags or {})]
+        if not candidates:
+            raise StageFailed("deploy: the registry holds no version; run `register` first")
+        if assign:
+            self._assign(env, candidates[-1])
+        return candidates[-1]
+
+    def _endpoint(self, env: str):
+        try:
+            return self.client.online_endpoints.get(self.settings.deployments[env].endpoint)
+        except ResourceNotFoundError:
+            return None
+
+    def deploy(self, env: str) -> Deployment:
+        return self._deploy(env, self._version_for(env))
+
+    def _deploy(self, env: str, model: Model) -> Deployment:
+        minutes = self.settings.deploy_timeout_minutes
+        name = self.settings.deployments[env].endpoint
+        endpoint = self._endpoint(env)
+        if endpoint is None:
+            endpoint = self._wait(
+                self.client.online_endpoints.begin_create_or_update(azure_ml.endpoint(self.config, env)),
+                minutes, f"deploy: creating endpoint {name}",
+            )
+        live = {slot: share for slot, share in (endpoint.traffic or {}).items() if share}
+        current = max(live, key=live.get) if live else None
+        new = SLOTS[1] if current == SLOTS[0] else SLOTS[0]
+        existing = {d.name for d in self.client.online_deployments.list(endpoint_name=name)}
+        if new in existing:  # left over from an earlier failed attempt; it takes no traffic
+            self._wait(self.client.online_deployments.begin_delete(name=new, endpoint_name=name),
+                       minutes, f"deploy: removing stale deployment {new}")
+        spec = azure_ml.deployment(
+            self.config, self.root, env, new, f"azureml:{model.name}:{model.version}", self.environment_id()
+        )
+        spec.tags = {"model_version": str(model.version)}
+        try:
+            self._wait(self.client.online_deployments.begin_create_or_update(spec), minutes,
+                       f"deploy: deployment {new} of version {model.version} on {name}")
+            stages.smoke(self.config, _Pinned(self, new), self.root, env)
+        except StageFailed as exc:
+            self._wait(self.client.online_deployments.begin_delete(name=new, endpoint_name=name),
+                       minutes, f"deploy: removing failed deployment {new}")
+            kept = f"traffic stays on {current}" if current else "the endpoint serves nothing yet"
+            raise StageFailed(f"{exc}; deployment {new} removed, {kept}") from None
+        endpoint.traffic = {new: 100}
+        self._wait(self.client.online_endpoints.begin_create_or_update(endpoint), minutes,
+                   f"deploy: moving traffic of {name} to {new}")
+        for old in sorted(existing - {new}):
+            self._wait(self.client.online_deployments.begin_delete(name=old, endpoint_name=name),
+                       minutes, f"deploy: removing old deployment {old}")
+        self._scoring.pop(env, None)
+        return Deployment(env, name, str(model.version))
+
+    def _scoring_target(self, env: str) -> tuple[str, str]:
+        if env not in self._scoring:
+            endpoint = self._endpoint(env)
+            if endpoint is None:
+                raise StageFailed(f"{env} is not deployed on azure; run `deploy --env {env}` first")
+            keys = self.client.online_endpoints.get_keys(endpoint.name)
+            self._scoring[env] = (endpoint.scoring_uri, keys.primary_key)
+        return self._scoring[env]
+
+    def invoke(self, env: str, instances: list, deployment: str | None = None) -> list:
+        uri, key = self._scoring_target(env)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        if deployment:
+            headers["azureml-model-deployment"] = deployment
+        request = urllib.request.Request(
+            uri, data=json.dumps({"data": instances}).encode(), headers=headers, method="POST"
+        )
+        where = f"{uri}" + (f" (deployment {deployment})" if deployment else "")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise StageFailed(f"{where} answered {exc.code}: {exc.read()[:500]!r}") from None
+        except (OSError, ValueError) as exc:
+            raise StageFailed(f"{where} did not answer with JSON: {exc}") from None
+        if not isinstance(answer, dict) or "predictions" not in answer:
+            raise StageFailed(f"{where} answered {str(answer)[:500]}")
+        return answer["predictions"]
+
+    def undeploy(self, env: str) -> None:
+        if self._endpoint(env) is not None:
+            self._wait(
+                self.client.online_endpoints.begin_delete(name=self.settings.deployments[env].endpoint),
+                self.settings.deploy_timeout_minutes, f"undeploy: deleting the endpoint of {env}",
+            )
+        self._scoring.pop(env, None)
+
+    def pipeline_definition(self) -> dict:
+        return azure_ml.specs(self.config, self.root)
+
+
+TARGET = AzureTarget

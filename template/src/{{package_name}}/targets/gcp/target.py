@@ -1,0 +1,457 @@
+"""Google Cloud: Vertex AI Model Registry, endpoints and pipelines.
+
+Registry. Every registered model is a new *version* of one parent model (display name =
+`model.name`), uploaded on Vertex AI's prebuilt scikit-learn serving container. Version labels
+carry the approval status (`approval: approved|pending|rejected`), the commit, and for each
+environment the version it served before (`previous_<env>`), so the registry itself holds the
+history that `rollback` walks back. Version aliases name what each environment runs
+(`staging`, `prod`): `deploy` moves `staging`, `promote` moves `prod`, `rollback` moves either back.
+
+Endpoints. One endpoint per environment (`<model>-<env>`). A new version is deployed next to the
+serving one with `canary_percent` of the traffic; once `smoke.requests` predictions from the new
+deployed model came back well formed, it gets all traffic and the old one is undeployed. A failed
+canary is undeployed and the old version keeps serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import re
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import sklearn
+
+from ...errors import ConfigError, StageFailed
+from ..base import Deployment, ModelVersion, Target
+
+PACKAGE = __package__.split(".")[0]
+BUNDLE_FILES = ("model.joblib", "model.json")
+PIPELINE_RECORD = "vertex_pipeline.json"
+_DONE = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
+
+
+def _label(value: object) -> str:
+    """A Vertex AI label value: lower-case letters, digits, '_' and '-', at most 63 characters."""
+    return re.sub(r"[^a-z0-9_-]", "-", str(value).lower())[:63]
+
+
+def _split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, path = uri.removeprefix("gs://").partition("/")
+    return bucket, path.strip("/")
+
+
+class GcpTarget(Target):
+    name = "gcp"
+    credentials = None  # None: Application Default Credentials (Cloud Build's service account)
+
+    def __init__(self, config, root: Path):
+        super().__init__(config, root)
+        self.gcp = config.gcp
+        self._sdk = None
+        self._storage = None
+
+    # -- clients -----------------------------------------------------------------------------------
+    @property
+    def aiplatform(self):
+        if self._sdk is None:
+            from google.cloud import aiplatform
+
+            aiplatform.init(
+                project=self.gcp.project_id, location=self.gcp.region, credentials=self.credentials,
+                staging_bucket=f"gs://{self.gcp.bucket}",
+            )
+            self._sdk = aiplatform
+        return self._sdk
+
+    @property
+    def storage(self):
+        if self._storage is None:
+            from google.cloud import storage
+
+            self._storage = storage.Client(project=self.gcp.project_id, credentials=self.credentials)
+        return self._storage
+
+    def _upload_file(self, local: Path, uri: str) -> None:
+        bucket, path = _split_uri(uri)
+        self.storage.bucket(bucket).blob(path).upload_from_filename(str(local))
+
+    def _download_file(self, uri: str, local: Path) -> None:
+        bucket, path = _split_uri(uri)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        self.storage.bucket(bucket).blob(path).download_to_filename(str(local))
+
+    # -- registry ----------------------------------------------------------------------------------
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    def _parent(self):
+        """The parent model of every version, or None before the first registration."""
+        found = self.aiplatform.Model.list(filter=f'display_name="{self.config.model.name}"')
+        return found[0] if found else None
+
+    def _version(self, version: str):
+        parent = self._parent()
+        if parent is None:
+            raise StageFailed(
+                f"Vertex AI: model {self.config.model.name} has no version; run `register` first"
+            )
+        return self.aiplatform.Model(parent.resource_name, version=str(version))
+
+    def _aliased(self, alias: str):
+        """The version carrying `alias`, or None."""
+        parent = self._parent()
+        if parent is None:
+            return None
+        for info in self.aiplatform.models.ModelRegistry(parent.resource_name).list_versions():
+            if alias in info.version_aliases:
+                return self.aiplatform.Model(parent.resource_name, version=info.version_id)
+        return None
+
+    @staticmethod
+    def _as_model_version(model) -> ModelVersion:
+        try:
+            metrics = json.loads(model.version_description or "{}").get("metrics", {})
+        except ValueError:
+            metrics = {}
+        status = {"approved": "Approved", "rejected": "Rejected"}.get(
+            (model.labels or {}).get("approval"), "PendingManualApproval"
+        )
+        return ModelVersion(str(model.version_id), metrics, status, model.versioned_resource_name)
+
+    def _set_labels(self, model, **labels: str) -> None:
+        """Labels of this *version* (Model.update would write the default version's: it drops the @id)."""
+        from google.cloud.aiplatform_v1 import Model as GapicModel
+        from google.protobuf import field_mask_pb2
+
+        merged = {**(model.labels or {}), **{k: _label(v) for k, v in labels.items()}}
+        model.api_client.update_model(
+            model=GapicModel(name=model.versioned_resource_name, labels=merged),
+            update_mask=field_mask_pb2.FieldMask(paths=["labels"]),
+        )
+
+    def _move_alias(self, alias: str, model, remember: bool) -> None:
+        """Point `alias` at `model`; with `remember`, the version it leaves is recorded for rollback."""
+        current = self._aliased(alias)
+        if current is not None and str(current.version_id) == str(model.version_id):
+            return
+        registry = self.aiplatform.models.ModelRegistry(model.resource_name)
+        if current is not None:
+            registry.remove_version_aliases([alias], str(current.version_id))
+            if remember:
+                self._set_labels(model, **{f"previous_{alias}": current.version_id})
+        registry.add_version_aliases([alias], str(model.version_id))
+
+    def _check_sklearn(self) -> None:
+        serving = self.gcp.serving_sklearn()
+        trained = ".".join(sklearn.__version__.split(".")[:2])
+        if serving is None or serving == trained:
+            return
+        message = (
+            f"gcp.serving_image serves scikit-learn {serving} but this model was trained with "
+            f"{sklearn.__version__}; a pickle is only guaranteed to load in the version that wrote it. "
+            f"Pin scikit-learn=={serving}.* in pyproject.toml, or serve with an image that has {trained}."
+        )
+        if self.gcp.sklearn_mismatch == "error":
+            raise ConfigError(f"mlops.yaml: gcp.sklearn_mismatch is error: {message}")
+        print(f"warning: {message} The canary on deploy checks that it loads.", file=sys.stderr)
+
+    def register(self, model_dir: Path, metrics: dict, lineage: dict, approved: bool) -> ModelVersion:
+        approval = "approved" if approved else "pending"
+        record = self._pipeline_record()
+        model_dir = Path(model_dir)
+        from_pipeline = model_dir.resolve() == (self.artifacts / "model").resolve()
+        if record and record.get("model_version") and from_pipeline:
+            # The Vertex AI pipeline of this build already uploaded this bundle (its `upload` task).
+            model = self._version(record["model_version"])
+            self._set_labels(model, approval=approval)
+            return self._as_model_version(self._version(record["model_version"]))
+        self._check_sklearn()
+        digest = hashlib.sha256((model_dir / "model.joblib").read_bytes()).hexdigest()[:16]
+        commit = str(lineage.get("git_commit", "unknown"))
+        uri = f"gs://{self.gcp.bucket}/models/{self.config.model.name}/{_label(commit)[:12]}-{digest}"
+        for name in BUNDLE_FILES:
+            self._upload_file(model_dir / name, f"{uri}/{name}")
+        sample = self.artifacts / "sample.json"
+        if sample.exists():  # lets a later build (e.g. prod) smoke-test this version without retraining
+            self._upload_file(sample, f"{uri}/sample.json")
+        parent = self._parent()
+        model = self.aiplatform.Model.upload(
+            display_name=self.config.model.name,
+            artifact_uri=uri,
+            serving_container_image_uri=self.gcp.serving_image,
+            parent_model=parent.resource_name if parent else None,
+            is_default_version=parent is None,
+            version_description=json.dumps({
+                "metrics": {k: round(v, 6) for k, v in metrics.items()},
+                "data": lineage.get("data_fingerprint"),
+            }),
+            description=self.config.project,
+            labels={
+                "approval": approval, "git_commit": _label(commit), "managed_by": "mlops-gen",
+                "trained_sklearn": _label(sklearn.__version__.replace(".", "_")),
+            },
+            sync=True,
+        )
+        return self._as_model_version(model)
+
+    def champion(self) -> ModelVersion | None:
+        model = self._aliased("prod")
+        return self._as_model_version(model) if model is not None else None
+
+    def _newest_deployable(self):
+        parent = self._parent()
+        if parent is None:
+            raise StageFailed("deploy: the Vertex AI registry holds no version; run `register` first")
+        infos = self.aiplatform.models.ModelRegistry(parent.resource_name).list_versions()
+        for info in sorted(infos, key=lambda i: int(i.version_id), reverse=True):
+            model = self.aiplatform.Model(parent.resource_name, version=info.version_id)
+            if (model.labels or {}).get("approval") != "rejected":
+                return model
+        raise StageFailed("deploy: every version in the Vertex AI registry is rejected")
+
+    def promote(self, version: str | None, to_env: str) -> ModelVersion:
+        if version is None:
+            model = self._aliased("staging")
+            if model is None:
+                raise StageFailed("promote: no version carries the alias staging; name one with --version")
+        else:
+            model = self._version(version)
+        if (model.labels or {}).get("approval") == "rejected":
+            raise StageFailed(f"promote: version {model.version_id} is rejected")
+        self._set_labels(model, approval="approved")
+        self._move_alias(to_env, model, remember=True)
+        return self._as_model_version(self._version(model.version_id))
+
+    def rollback(self, env: str) -> ModelVersion:
+        current = self._aliased(env)
+        previous = (current.labels or {}).get(f"previous_{env}") if current is not None else None
+        if not previous:
+            raise StageFailed(f"rollback: {env} has no previous version to return to")
+        # The version rolled back from is bad: reject it, so `deploy --env staging` does not pick it again.
+        self._set_labels(current, approval="rejected")
+        target = self._version(previous)
+        self._move_alias(env, target, remember=False)
+        if self._endpoint(env) is not None:
+            self.deploy(env)
+        return self._as_model_version(self._version(previous))
+
+    # -- endpoints ---------------------------------------------------------------------------------
+    def _endpoint_name(self, env: str) -> str:
+        return f"{self.config.model.name}-{env}"
+
+    def _endpoint(self, env: str, create: bool = False):
+        name = self._endpoint_name(env)
+        found = self.aiplatform.Endpoint.list(filter=f'display_name="{name}"', order_by="create_time")
+        if found:
+            return found[0]
+        if not create:
+            return None
+        return self.aiplatform.Endpoint.create(
+            display_name=name, labels={"environment": _label(env), "managed_by": "mlops-gen"}, sync=True
+        )
+
+    def _instances(self, model) -> list:
+        """Rows to smoke-test with: this build's sample, or the one registered with the version."""
+        sample = self.artifacts / "sample.json"
+        if not sample.exists():
+            self._download_file(f"{model.uri}/sample.json", sample)
+            self._download_file(f"{model.uri}/model.json", self.artifacts / "model" / "model.json")
+        return json.loads(sample.read_text())["instances"]
+
+    def _canary(self, endpoint, deployed_id: str, instances: list, share: int) -> None:
+        wanted = self.config.smoke.requests
+        attempts = min(500, math.ceil(wanted * 100 / share) * 4)
+        answered = 0
+        for _ in range(attempts):
+            response = endpoint.predict(instances=instances, timeout=60)
+            if response.deployed_model_id != deployed_id:
+                continue
+            if len(response.predictions) != len(instances):
+                raise StageFailed(
+                    f"canary: expected {len(instances)} predictions, got {str(response.predictions)[:200]}"
+                )
+            answered += 1
+            if answered >= wanted:
+                return
+        raise StageFailed(
+            f"canary: the new deployment answered {answered} of {wanted} requests in {attempts}"
+        )
+
+    def _due(self, env: str):
+        if self.config.environment(env).approval_required:
+            model = self._aliased(env)
+            if model is None:
+                raise StageFailed(f"deploy: {env} needs an approved version; run `promote --to {env}` first")
+            return model
+        return self._newest_deployable()
+
+    # -- the serving contract ---------------------------------------------------------------------
+    def fetch_model(self, version: str, dest: Path) -> Path | None:
+        model = self._version(version)
+        for name in BUNDLE_FILES:
+            self._download_file(f"{model.uri}/{name}", dest / name)
+        return dest
+
+    def serving_version(self, env: str) -> str | None:
+        endpoint = self._endpoint(env)
+        if endpoint is None:
+            return None
+        full = [d for d in endpoint.list_models() if endpoint.traffic_split.get(d.id) == 100]
+        return str(full[0].model_version_id) if full else None
+
+    def due_version(self, env: str) -> str | None:
+        return str(self._due(env).version_id)
+
+    def deploy(self, env: str) -> Deployment:
+        model = self._due(env)
+        settings = self.gcp.environment(env)
+        endpoint = self._endpoint(env, create=True)
+        serving = endpoint.list_models()
+        for deployed in serving:
+            same = deployed.model == model.resource_name and deployed.model_version_id == model.version_id
+            if same and endpoint.traffic_split.get(deployed.id) == 100:
+                return self._deployed(env, endpoint, model)  # already serving
+        instances = self._instances(model)
+        share = settings.canary_percent if serving else 100
+        endpoint.deploy(
+            model,
+            deployed_model_display_name=f"{self.config.model.name}-v{model.version_id}",
+            traffic_percentage=share,
+            machine_type=settings.machine_type,
+            min_replica_count=settings.min_replicas,
+            max_replica_count=settings.max_replicas,
+            service_account=self.gcp.service_account,
+            deploy_request_timeout=self.gcp.deploy_timeout_minutes * 60,
+            sync=True,
+        )
+        old = {d.id for d in serving}
+        new_id = next(d.id for d in endpoint.list_models() if d.id not in old)
+        if old:
+            from google.api_core import exceptions
+
+            try:
+                self._canary(endpoint, new_id, instances, share)
+            except (StageFailed, exceptions.GoogleAPIError) as exc:
+                endpoint.undeploy(new_id)  # the old version takes its traffic back
+                raise StageFailed(
+                    f"deploy: canary of version {model.version_id} failed, rolled back: {exc}"
+                ) from None
+            endpoint.update(traffic_split={new_id: 100})
+            for deployed_id in old:
+                endpoint.undeploy(deployed_id)
+        return self._deployed(env, endpoint, model)
+
+    def _deployed(self, env: str, endpoint, model) -> Deployment:
+        """The alias follows what the endpoint serves: moved only once the version took all traffic."""
+        self._move_alias(env, model, remember=True)
+        return Deployment(env, endpoint.resource_name, str(model.version_id))
+
+    def invoke(self, env: str, instances: list) -> list:
+        endpoint = self._endpoint(env)
+        if endpoint is None:
+            raise StageFailed(f"{env} has no Vertex AI endpoint; run `deploy --env {env}` first")
+        from google.api_core import exceptions
+
+        try:
+            return list(endpoint.predict(instances=instances, timeout=60).predictions)
+        except exceptions.GoogleAPIError as exc:
+            raise StageFailed(f"{endpoint.resource_name} answered: {exc}") from None
+
+    def undeploy(self, env: str) -> None:
+        endpoint = self._endpoint(env)
+        if endpoint is not None:
+            endpoint.undeploy_all()
+
+    # -- Vertex AI Pipelines -----------------------------------------------------------------------
+    def _pipeline_record(self) -> dict | None:
+        path = self.artifacts / PIPELINE_RECORD
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def pipeline_definition(self) -> dict:
+        import yaml
+
+        from . import vertex
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = vertex.compile_to(self.config, self.root, Path(folder) / "pipeline.yaml")
+            return yaml.safe_load(path.read_text())
+
+    def _source_archive(self) -> bytes:
+        """src/<package>, mlops.yaml, a relative data file and a manifest: what the components run."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            package_dir = Path(__file__).resolve().parents[2]
+            archive.add(package_dir, arcname=PACKAGE, filter=lambda i: None if "__pycache__" in i.name else i)
+            config_file = self.config.root / "mlops.yaml"
+            archive.add(config_file, arcname="mlops.yaml")
+            source = self.config.data.source
+            if not source.startswith("sklearn:") and "://" not in source:
+                archive.add(self.config.root / source, arcname=source)
+            manifest = json.dumps({"package": PACKAGE}).encode()
+            info = tarfile.TarInfo("manifest.json")
+            info.size = len(manifest)
+            archive.addfile(info, io.BytesIO(manifest))
+        return buffer.getvalue()
+
+    def train(self, artifacts: Path) -> bool:
+        if self.gcp.training == "in_step":
+            return False
+        from ...stages import git_commit
+        from . import vertex
+
+        commit = git_commit(self.root)
+        spec = vertex.compile_to(self.config, self.root, artifacts / "pipeline" / "pipeline.yaml")
+        archive = self._source_archive()
+        source_uri = (
+            f"gs://{self.gcp.bucket}/sources/{self.config.model.name}/"
+            f"{hashlib.sha256(archive).hexdigest()[:16]}.tar.gz"
+        )
+        local_archive = artifacts / "pipeline" / "source.tar.gz"
+        local_archive.write_bytes(archive)
+        self._upload_file(local_archive, source_uri)
+        job = self.aiplatform.PipelineJob(
+            display_name=f"{self.config.model.name}-train",
+            template_path=str(spec),
+            pipeline_root=self.gcp.root,
+            parameter_values={"source_uri": source_uri, "git_commit": commit, "approved": False},
+            enable_caching=False,
+            labels={"git_commit": _label(commit), "managed_by": "mlops-gen"},
+        )
+        job.submit(service_account=self.gcp.service_account)
+        deadline = time.monotonic() + self.gcp.pipeline_timeout_minutes * 60
+        while job.state.name not in _DONE:
+            if time.monotonic() > deadline:
+                job.cancel()
+                raise StageFailed(
+                    f"train: Vertex AI pipeline {job.resource_name} did not finish within "
+                    f"gcp.pipeline_timeout_minutes={self.gcp.pipeline_timeout_minutes}; cancelled"
+                )
+            time.sleep(20)
+        if job.state.name != "PIPELINE_STATE_SUCCEEDED":
+            raise StageFailed(
+                f"train: Vertex AI pipeline {job.resource_name} ended {job.state.name}: "
+                f"{job.gca_resource.error}"
+            )
+        tasks = {task.task_name: task for task in job.task_details}
+        model_uri = tasks[vertex.TRAIN_TASK].outputs["model"].artifacts[0].uri
+        for name in BUNDLE_FILES:
+            self._download_file(f"{model_uri}/{name}", artifacts / "model" / name)
+        uploaded = tasks.get(vertex.UPLOAD_TASK)
+        version = None
+        if uploaded is not None and uploaded.outputs.get("vertex_model"):
+            version = uploaded.outputs["vertex_model"].artifacts[0].metadata.get("version")
+        (artifacts / PIPELINE_RECORD).write_text(json.dumps(
+            {"job": job.resource_name, "model_uri": model_uri, "model_version": version}, indent=2
+        ) + "\n")
+        return True
+
+
+TARGET = GcpTarget
