@@ -89,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"--model-dir: {args.model_dir}/model.joblib not found; run `train` first")
             serve(args.model_dir, args.host, args.port, args.state_file, args.health_port, _limits(args))
             return 0
-        config = config_lib.load(args.config)
+        # Only the stages that build the model or call a cloud pay for the checks that import
+        # scikit-learn or botocore's service models.
+        config = config_lib.load(args.config, deep=args.stage in ("train", "evaluate", "pipeline")
+                                 or args.target != "local")
         target = get_target(args.target, config, root)
         started = time.perf_counter()
         if args.stage == "pipeline":

@@ -15,20 +15,11 @@ import pandas as pd
 from sklearn import datasets
 from sklearn.model_selection import train_test_split
 
+from . import contract
 from . import schema as schema_lib
 from .config import Config
 from .errors import DataError
 
-# Datasets that ship inside scikit-learn, so training runs offline.
-SKLEARN_DATASETS = {
-    "classification": {
-        "breast_cancer": datasets.load_breast_cancer,
-        "iris": datasets.load_iris,
-        "wine": datasets.load_wine,
-        "digits": datasets.load_digits,
-    },
-    "regression": {"diabetes": datasets.load_diabetes},
-}
 READ_TIMEOUT_SECONDS = 20  # an unreachable URI fails in seconds, not minutes
 
 
@@ -36,7 +27,7 @@ def read_table(config: Config) -> pd.DataFrame:
     """The configured source as a frame, or a DataError naming it."""
     source = config.data.source
     if source.startswith("sklearn:"):
-        bunch = SKLEARN_DATASETS[config.task][source.removeprefix("sklearn:")](as_frame=True)
+        bunch = getattr(datasets, f"load_{source.removeprefix('sklearn:')}")(as_frame=True)  # a name config checked
         return bunch.frame.rename(columns={bunch.target.name: config.data.target})
     location = source if "://" in source else str(config.root / source)
     previous = socket.getdefaulttimeout()
@@ -133,11 +124,11 @@ def _check_label(config: Config, y: pd.Series) -> None:
         raise DataError(f"data.target: '{y.name}' looks continuous ({len(counts)} distinct values in "
                         f"{len(y)} rows); set task: regression in mlops.yaml")
     if len(counts) < 2:
-        raise DataError(f"data.target: '{y.name}' has a single class ({schema_lib.plain(counts.index[0])!r}); "
+        raise DataError(f"data.target: '{y.name}' has a single class ({contract.plain(counts.index[0])!r}); "
                         "a classifier needs at least two")
     small = counts[counts < 2]
     if not small.empty:
-        raise DataError(f"data.target: class {schema_lib.plain(small.index[0])!r} has {int(small.iloc[0])} row: too few to "
+        raise DataError(f"data.target: class {contract.plain(small.index[0])!r} has {int(small.iloc[0])} row: too few to "
                         "put one in the training and one in the test split")
 
 

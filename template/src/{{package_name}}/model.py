@@ -30,6 +30,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from . import contract
 from . import schema as schema_lib
 from .config import Config
 from .errors import ConfigError
@@ -119,9 +120,9 @@ def fit(config: Config, X: pd.DataFrame, y: pd.Series) -> tuple[Pipeline, dict]:
     pipeline.fit(schema_lib.coerce(X, schema), y)
     meta = {"task": config.task, "features": [c["name"] for c in schema], "schema": schema}
     if config.task == "classification":
-        meta["classes"] = [schema_lib.plain(c) for c in pipeline.classes_]
+        meta["classes"] = [contract.plain(c) for c in pipeline.classes_]
         pos = positive_class(config, y)
-        meta["positive_class"] = None if pos is None else schema_lib.plain(pos)
+        meta["positive_class"] = None if pos is None else contract.plain(pos)
     return pipeline, meta
 
 

@@ -77,11 +77,6 @@ def _category(value: Any) -> str:
     return str(value).strip().lower() if str(value).strip().lower() in ("true", "false") else str(value)
 
 
-def plain(value: Any) -> Any:
-    """A NumPy scalar as the Python value JSON can carry (labels, predictions)."""
-    return value.item() if hasattr(value, "item") else value
-
-
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool):
         raise SchemaError(f"{where}: expected a number, got {str(value).lower()}")
@@ -167,18 +162,3 @@ def check_rows(rows: Any, schema: list[dict]) -> list[list]:
 def rows_to_frame(rows: Any, schema: list[dict]) -> pd.DataFrame:
     """Request rows -> the coerced frame (check_rows, then frame)."""
     return frame(check_rows(rows, schema), schema)
-
-
-def differences(old: list[dict], new: list[dict]) -> list[str]:
-    """How the serving contract changes from `old` to `new` (empty: compatible)."""
-    before, after = {c["name"]: c for c in old}, {c["name"]: c for c in new}
-    changes = [f"column {n!r} added" for n in after if n not in before]
-    changes += [f"column {n!r} removed" for n in before if n not in after]
-    for name in before.keys() & after.keys():
-        if before[name]["kind"] != after[name]["kind"]:
-            changes.append(f"column {name!r} changed from {before[name]['kind']} to {after[name]['kind']}")
-        elif before[name]["nullable"] and not after[name]["nullable"]:
-            changes.append(f"column {name!r} may no longer be missing")
-    if not changes and [c["name"] for c in old] != [c["name"] for c in new]:
-        changes.append("columns reordered (rows sent as lists would be misread)")
-    return changes

@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import contract
 from . import model as model_lib
 from . import schema as schema_lib
 from .metrics import ServerMetrics
@@ -51,7 +52,7 @@ log = logging.getLogger("serving")
 def predict(pipeline, meta: dict, instances: Any) -> list:
     """Predictions, with the training labels, for rows checked and typed by the model's input schema."""
     frame = schema_lib.rows_to_frame(instances, meta["schema"])
-    return [schema_lib.plain(p) for p in pipeline.predict(frame)]
+    return [contract.plain(p) for p in pipeline.predict(frame)]
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Batcher:
         """Predict typed rows (built into a frame here) or a ready frame."""
         self.metrics.batch(len(rows))
         frame = rows if hasattr(rows, "columns") else schema_lib.frame(rows, self.schema)
-        return [schema_lib.plain(p) for p in self.pipeline.predict(frame)]
+        return [contract.plain(p) for p in self.pipeline.predict(frame)]
 
     async def predict(self, rows) -> list:
         loop = asyncio.get_running_loop()

@@ -1,6 +1,13 @@
-"""The base of every mlops.yaml section; each cloud's section lives with its target (targets/<cloud>/settings.py)."""
+"""The base of every mlops.yaml section; each cloud's section lives with its target
+(targets/<cloud>/settings.py)."""
+
+from contextvars import ContextVar
 
 from pydantic import BaseModel, ConfigDict
+
+# False while config.load(deep=False) validates: checks that import heavy libraries (scikit-learn,
+# botocore's service models) are skipped for stages that build or call nothing with them.
+DEEP_CHECKS: ContextVar[bool] = ContextVar("deep_checks", default=True)
 
 
 class Strict(BaseModel):

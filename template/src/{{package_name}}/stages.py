@@ -13,9 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import data as data_lib
-from . import model as model_lib
-from . import schema as schema_lib
+from . import contract
 from .config import Config
 from .errors import ConfigError, StageFailed
 from .targets import Target
@@ -60,6 +58,9 @@ def git_commit(root: Path) -> str:
 
 
 def train(config: Config, target: Target, root: Path) -> dict:
+    from . import data as data_lib  # here, not at the top: stages that read JSON start in well under 1 s
+    from . import model as model_lib
+
     artifacts = root / ARTIFACTS
     X, y = data_lib.load_frame(config)
     X_train, X_test, y_train, _ = data_lib.split(config, X, y)
@@ -84,19 +85,22 @@ def train(config: Config, target: Target, root: Path) -> dict:
     result = {"rows": len(X_train), "features": len(X.columns), "managed": managed}
     if config.task == "classification":
         pos = model_lib.positive_class(config, y_train)
-        result["positive_class"] = None if pos is None else schema_lib.plain(pos)
+        result["positive_class"] = None if pos is None else contract.plain(pos)
     return result
 
 
 def _rows(frame) -> list[list]:
     """Rows as a client sends them: plain JSON values, null for missing."""
-    return [[None if v is None or (isinstance(v, float) and math.isnan(v)) else schema_lib.plain(v) for v in row]
+    return [[None if v is None or (isinstance(v, float) and math.isnan(v)) else contract.plain(v) for v in row]
             for row in frame.astype(object).itertuples(index=False)]
 
 
 def evaluate(config: Config, target: Target, root: Path) -> dict:
     """Scores the model, the trivial baseline and (when the target can fetch it) the champion on the
     same test set: metrics.json, and evaluation.json for the gate."""
+    from . import data as data_lib
+    from . import model as model_lib
+
     artifacts = root / ARTIFACTS
     if not (artifacts / "model" / "model.joblib").exists():
         raise StageFailed(f"{artifacts / 'model'} is missing: run `train` first")
@@ -124,6 +128,9 @@ def evaluate(config: Config, target: Target, root: Path) -> dict:
 def _rescore(target: Target, champion, X_test, y_test) -> tuple[dict | None, str]:
     """The champion's metrics on this run's test set, or (None, why) when it cannot be fetched."""
     import tempfile
+
+    from . import model as model_lib
+    from . import schema as schema_lib
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = target.fetch_model(champion.version, Path(tmp))
@@ -214,7 +221,7 @@ def deploy(config: Config, target: Target, root: Path, env: str, allow_schema_ch
         if old_schema is None or new_schema is None:
             check = f"not checked: the {target.name} target could not fetch both schemas"
         else:
-            changes = schema_lib.differences(old_schema, new_schema)
+            changes = contract.differences(old_schema, new_schema)
             check = "unchanged" if not changes else "changed, allowed by --allow-schema-change"
     if changes and not allow_schema_change:
         raise StageFailed(f"deploy: the input schema of {env} would change: {'; '.join(changes)}. "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from ...settings import Strict
+from ...settings import DEEP_CHECKS, Strict
 
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
 # The shapes of the SageMaker API whose enum lists the instance types each use accepts.
@@ -57,7 +57,7 @@ def sklearn_container_versions() -> tuple[str, ...] | None:
 
 
 def check_instance_type(value: str, shape: str) -> str:
-    allowed = service_enum(shape)
+    allowed = service_enum(shape) if DEEP_CHECKS.get() else None
     if allowed is not None and value not in allowed:
         close = (
             [t for t in allowed if t.split(".")[1] == value.split(".")[1]] if value.count(".") == 2 else []
