@@ -9,7 +9,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for script in ("bench_copy.py", "bench_pipeline.py", "bench_validate.py", "bench_fleet.py", "bench_env_size.py",
-               "bench_serving.py"):
+for script in ("bench_copy.py", "bench_pipeline.py", "bench_validate.py", "bench_validate_repo.py", "bench_fleet.py",
+               "bench_env_size.py", "bench_serving.py", "bench_inner_loop.py"):
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -30,7 +30,6 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from check_jsonschema.regex_variants import RegexImplementation, RegexVariantName
 from jsonschema import Draft7Validator, ValidationError, validators
 
 from mlops_gen.validate.schemas import vendored_schema
@@ -40,7 +39,6 @@ from mlops_gen.validate.schemas import vendored_schema
 DYNAMIC = "__compile_time_keys__"
 _EXPR = re.compile(r"\$\{\{.*?\}\}|\$\(.*?\)|\$\[.*?\]", re.DOTALL)
 _TRUE_FALSE = {"true", "false"}
-_REGEX = RegexImplementation(RegexVariantName.python)
 
 
 def is_dynamic(value: Any) -> bool:
@@ -119,6 +117,17 @@ def _enum(validator: Any, enums: list, instance: Any, schema: dict) -> Any:
     yield ValidationError(f"{instance!r} is not one of {enums!r}")
 
 
+def _pattern_properties(validator: Any, pattern_properties: dict[str, Any], instance: Any, schema: dict) -> Any:
+    """check-jsonschema's `python` regex variant of patternProperties (Python's `re`, not ECMA-262),
+    kept here so that validating does not import check-jsonschema's CLI."""
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in pattern_properties.items():
+        for k, v in instance.items():
+            if re.search(pattern, k):
+                yield from validator.descend(v, subschema, path=k, schema_path=pattern)
+
+
 def _additional_properties(validator: Any, value: Any, instance: Any, schema: dict) -> Any:
     if isinstance(instance, dict) and DYNAMIC in instance:
         instance = {k: v for k, v in instance.items() if k != DYNAMIC}
@@ -155,7 +164,7 @@ _KEYWORDS = {
     **Draft7Validator.VALIDATORS,
     "pattern": _pattern,
     "enum": _enum,
-    "patternProperties": _REGEX.patternProperties_keyword,
+    "patternProperties": _pattern_properties,
     "additionalProperties": _additional_properties,
     "required": _unless_dynamic_keys("required"),
     "minProperties": _unless_dynamic_keys("minProperties"),

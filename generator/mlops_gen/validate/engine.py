@@ -142,6 +142,26 @@ def _check_chunk(tasks: list[tuple[Path, bool, str | None]], options: Options) -
     return result
 
 
+def _check_each(tasks: list[tuple[Path, bool, str | None]], options: Options) -> list[Result]:
+    """One Result per task, so that results computed in two processes merge back in task order."""
+    return [_check_chunk([task], options) for task in tasks]
+
+
+def _heavy(task: tuple[Path, bool, str | None], options: Options) -> bool:
+    """A task that may be a CloudFormation template: cfn-lint costs more than all the other layers
+    together (importing it and sympy, loading its rules and resource schemas, then its run)."""
+    path, explicit, dialect = task
+    if options.infra and detect.by_infra_location(path) == detect.CFN:
+        return True
+    return explicit and dialect is None and detect.by_name(path) is None
+
+
+def _fork_context():
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork")
+
+
 def _warm_up() -> None:
     from mlops_gen.validate import azure, azure_schema, azure_tasks, buildspec, cloudbuild  # noqa: F401
 
@@ -151,9 +171,12 @@ def _warm_up() -> None:
     cloudbuild.schema_validator()
 
 
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _workers(n_files: int) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cpus, n_files // PARALLEL_MIN_FILES))
+    return max(1, min(_cpus(), n_files // PARALLEL_MIN_FILES))
 
 
 def validate_paths(paths: list[Path], options: Options, dialect: str | None = None) -> Result:
@@ -173,12 +196,23 @@ def validate_paths(paths: list[Path], options: Options, dialect: str | None = No
         else:
             result.unreadable.append(f"{path}: no such file or directory")
     workers = _workers(len(tasks))
-    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+    context = _fork_context()
+    heavy = [i for i, task in enumerate(tasks) if _heavy(task, options)]
+    if workers > 1 and context is not None:
         _warm_up()  # load schemas once, before forking, instead of once per worker
         chunks = [tasks[i::workers] for i in range(workers)]
-        context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             parts = list(pool.map(_check_chunk, chunks, [options] * workers))
+    elif heavy and len(heavy) < len(tasks) and context is not None and _cpus() > 1:
+        # A few files, one of them a CloudFormation template: cfn-lint (about three quarters of the
+        # time) runs in a forked process, started before anything heavy is imported, while this one
+        # checks the CI files. Results merge back in task order, so the output is the same.
+        light = [i for i in range(len(tasks)) if i not in set(heavy)]
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            future = pool.submit(_check_each, [tasks[i] for i in heavy], options)
+            by_task = dict(zip(light, _check_each([tasks[i] for i in light], options), strict=True))
+            by_task.update(zip(heavy, future.result(), strict=True))
+        parts = [by_task[i] for i in range(len(tasks))]
     else:
         parts = [_check_chunk(tasks, options)]
     for part in parts:

@@ -3,7 +3,6 @@ its Python API) and Cloud Build trigger definitions under infra/gcp (strict Buil
 
 from __future__ import annotations
 
-from mlops_gen.validate.cloudbuild import camel_keys, strict_parse
 from mlops_gen.validate.context import Context
 
 CFN_REGIONS = ["us-east-1"]
@@ -20,14 +19,16 @@ def check_cfn(ctx: Context) -> None:
 
 
 def check_trigger(ctx: Context) -> None:
+    # imported here: the CloudFormation check (often alone in a forked process, see engine.py) does
+    # not need jsonschema and the Cloud Build schema
+    from mlops_gen.validate import cloudbuild
+
     if not isinstance(ctx.data, dict):
         return
-    data = camel_keys(ctx.data)
-    strict_parse(ctx, data, data, message="BuildTrigger", rule="gcb-trigger")
+    data = cloudbuild.camel_keys(ctx.data)
+    cloudbuild.strict_parse(ctx, data, data, message="BuildTrigger", rule="gcb-trigger")
     build = data.get("build")
     if isinstance(build, dict):
-        from mlops_gen.validate import cloudbuild
-
         inner = Context(ctx.path, ctx.text, build, ctx.options)
         cloudbuild.check(inner)
         ctx.findings.extend(inner.findings)
