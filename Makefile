@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q uv==0.13.8
-	$(UV) pip install -q --python $(PY) -e ".[test]"
+	$(UV) pip install -q --compile-bytecode --python $(PY) -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -45,19 +45,36 @@ def ensure(requirements: list[str], python: str | None = None, label: str = "env
     with open(CACHE_ROOT / f"{label}-{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (path / ".complete").exists():
+            if not (path / ".compiled").exists():  # built before bytecode was compiled at install
+                _compile(path)
             return path
         if path.exists():
             shutil.rmtree(path)
         uv = _uv()
         subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(path)], check=True)
         if requirements:
+            # Bytecode is compiled once here: with PYTHONDONTWRITEBYTECODE set (as on CI machines),
+            # nothing would be cached at import, and every process would compile pandas, scikit-learn
+            # and the cloud SDKs from source again (seconds per process).
             subprocess.run(
-                [uv, "pip", "install", "-q", "--python", str(path / "bin" / "python"), *requirements],
+                [uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(path / "bin" / "python"),
+                 *requirements],
                 check=True,
             )
         (path / "requirements.txt").write_text("\n".join(requirements) + "\n")
+        (path / ".compiled").write_text(key)
         (path / ".complete").write_text(key)
     return path
+
+
+def _compile(path: Path) -> None:
+    """Compile an environment's bytecode once (environments cached before it was done at install)."""
+    python = path / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([str(python), "-m", "compileall", "-q", "-j", "0", purelib], check=False,
+                   capture_output=True)
+    (path / ".compiled").write_text("compiled")
 
 
 def project_requirements(pyproject: Path, extras: list[str]) -> list[str]:
