@@ -8,24 +8,74 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import click
 
+from mlops_gen.localci.report import HEARTBEAT, elapsed, heartbeat, one_line
 from mlops_gen.render import render
 from mlops_gen.selfwheel import find_links_env
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str]) -> float:
-    click.secho(f"$ {' '.join(command)}", fg="cyan")
+def _run(command: list[str], cwd: Path, env: dict[str, str], heartbeat_every: float = HEARTBEAT) -> float:
+    """Run `command`; exit the demo when it fails. On a terminal its output goes straight there
+    (a `ci run` draws its live table). Otherwise its output is passed on line by line and, when
+    it has been silent for `heartbeat_every` seconds, a line names it with its elapsed time and
+    last output line, so a CI log never goes quiet."""
+    shown = " ".join(command)
+    click.secho(f"$ {shown}", fg="cyan")
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, env=env, check=False)
-    if result.returncode != 0:
-        click.secho(f"demo: `{' '.join(command)}` failed with exit {result.returncode}", fg="red", err=True)
-        sys.exit(result.returncode)
+    if sys.stdout.isatty():
+        returncode = subprocess.run(command, cwd=cwd, env=env, check=False).returncode
+    else:
+        returncode = _run_piped(command, cwd, env, heartbeat_every)
+    if returncode != 0:
+        click.secho(f"demo: `{shown}` failed with exit {returncode}", fg="red", err=True)
+        sys.exit(returncode)
     return time.perf_counter() - started
+
+
+def _run_piped(command: list[str], cwd: Path, env: dict[str, str], heartbeat_every: float) -> int:
+    name = one_line(" ".join([Path(command[0]).name, *command[1:]]), 60)
+    if command[1:3] == ["-m", "mlops_gen"]:  # this mlops-gen run by its python: `mlops-gen ci run --provider aws`
+        name = one_line("mlops-gen " + " ".join(command[3:7]), 60)
+    started = time.monotonic()
+    state = {"shown": started, "last": ""}
+    lock = threading.Lock()
+
+    def beat(now: float) -> None:
+        with lock:
+            if now - state["shown"] < heartbeat_every * 0.999:
+                return
+            state["shown"] = now
+            last = one_line(state["last"])
+            line = f"[demo] … {name} (running, {elapsed(now - started)})"
+            click.secho(f"{line}: {last}" if last else line, fg="cyan")
+
+    def pump(stream) -> None:
+        for raw in stream:
+            text = raw.decode("utf-8", errors="replace")
+            with lock:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+                state["shown"] = time.monotonic()
+                if text.strip():
+                    state["last"] = text
+
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    reader = threading.Thread(target=pump, args=(proc.stdout,), daemon=True)
+    reader.start()
+    with heartbeat(beat, heartbeat_every):
+        returncode = proc.wait()
+        # A process it left running in the background may hold the pipe open: do not wait for it.
+        reader.join(timeout=5)
+    if not reader.is_alive():
+        proc.stdout.close()
+    return returncode
 
 
 @click.command()
@@ -58,6 +108,10 @@ def demo(dest: Path, with_ci: bool) -> None:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         prediction = json.loads(response.read())["predictions"][0]
+    # As soon as they exist, not only after the CI runs: the endpoint is usable from here on.
+    click.secho(f"endpoint:   {deployment['url']} (model version {deployment['version']}, staging)", bold=True)
+    click.secho(f"prediction: POST {deployment['url']}/invocations {json.dumps({'instances': row})[:80]}... "
+                f"-> {prediction!r}", bold=True)
 
     if with_ci:
         for ci_file, provider in (("buildspec.yml", "aws"), ("azure-pipelines.yml", "azure"), ("cloudbuild.yaml", "gcp")):

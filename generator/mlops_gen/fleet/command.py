@@ -7,8 +7,9 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from mlops_gen.fleet.engine import Job, RepoResult, run_job
 from mlops_gen.fleet.gitops import valid_branch_name
 from mlops_gen.fleet.render import Checkouts, TemplateError, TemplateVersion, resolve_url
 from mlops_gen.fleet.report import progress, table, totals, write_json
+from mlops_gen.localci.report import HEARTBEAT, elapsed, heartbeat, print_wide, say
 
 EXIT_HELP = """
 Exit status: 0 when every repository was handled (updated, conflicted, planned, up to date,
@@ -112,7 +114,7 @@ def _run_all(jobs: list[Job], workers: int, console: Console, verb: str) -> list
     results: list[RepoResult] = []
     workers = min(workers, len(jobs))
     if workers <= 1:
-        with progress(console, len(jobs), verb) as advance:
+        with progress(console, len(jobs), verb, workers=1) as advance:
             for job in jobs:
                 results.append(run_job(job))
                 advance(results[-1])
@@ -122,7 +124,7 @@ def _run_all(jobs: list[Job], workers: int, console: Console, verb: str) -> list
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {pool.submit(run_job, job): job for job in jobs}
-        with progress(console, len(jobs), verb) as advance:
+        with progress(console, len(jobs), verb, workers=workers) as advance:
             for future in as_completed(futures):
                 try:
                     results.append(future.result())
@@ -131,6 +133,27 @@ def _run_all(jobs: list[Job], workers: int, console: Console, verb: str) -> list
                                               reason=f"worker process failed: {type(error).__name__}: {error}"))
                 advance(results[-1])
     return results
+
+
+@contextmanager
+def _checking_out(console: Console, count: int) -> Iterator[None]:
+    """A spinner on a terminal; otherwise a line, and a heartbeat line every 10 s."""
+    text = f"Checking out template versions for {count} repositories..."
+    if console.is_terminal:
+        with console.status(text):
+            yield
+        return
+    say(console, text)
+    started = state = time.monotonic()
+
+    def beat(now: float) -> None:
+        nonlocal state
+        if now - state >= HEARTBEAT * 0.999:
+            state = now
+            say(console, f"[fleet] still checking out template versions ({elapsed(now - started)})")
+
+    with heartbeat(beat, HEARTBEAT):
+        yield
 
 
 def _execute(mode: str, roots: tuple[Path, ...], to_ref: str | None, workers: int,
@@ -144,7 +167,7 @@ def _execute(mode: str, roots: tuple[Path, ...], to_ref: str | None, workers: in
     verb = {"plan": "Planning", "update": "Updating", "drift": "Checking"}[mode]
     with tempfile.TemporaryDirectory(prefix="mlops-gen-fleet-") as cache:
         checkouts = Checkouts(Path(cache))
-        with err.status(f"Checking out template versions for {len(repos)} repositories..."):
+        with _checking_out(err, len(repos)):
             jobs = [Job(mode=mode, repo=repo, versions=_versions(repo, checkouts, to_ref, mode), branch=branch,
                         switch=switch, yaml_merge=yaml_merge, diff=show_diff) for repo in repos]
         results = _run_all(jobs, workers, err, verb)
@@ -154,8 +177,9 @@ def _execute(mode: str, roots: tuple[Path, ...], to_ref: str | None, workers: in
             for unit in result.units:
                 for path, text in unit.diffs.items():
                     click.echo(f"== {result.path} {path}\n{text}", nl=False)
-    Console().print(table(results, mode, common if common and len(results) > 1 else None))
-    Console().print(totals(results))
+    out = Console()
+    print_wide(out, table(results, mode, common if common and len(results) > 1 else None))
+    say(out, totals(results))
     if report_path is not None:
         write_json(report_path, mode, to_ref, results, time.perf_counter() - start)
     bad = {"failed", "skipped"} | ({"drifted"} if mode == "drift" else set())

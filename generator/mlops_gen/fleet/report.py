@@ -1,9 +1,12 @@
-"""What the user sees: a rich progress bar while repositories are processed, a summary table,
-totals, and the JSON report (`--report FILE`)."""
+"""What the user sees: a rich progress bar while repositories are processed (without a terminal:
+a line per repository and a heartbeat line), a summary table, totals, and the JSON report
+(`--report FILE`)."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -13,24 +16,54 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from mlops_gen.fleet.engine import SEVERITY, RepoResult
+from mlops_gen.localci.report import HEARTBEAT, elapsed, heartbeat, one_line, say
 
 STYLES = {"failed": "bold red", "skipped": "yellow", "drifted": "magenta", "conflicted": "red",
           "updated": "green", "planned": "cyan", "clean": "green", "up-to-date": "dim"}
 
 
 @contextmanager
-def progress(console: Console, total: int, verb: str) -> Iterator:
-    """Yields `advance(result)`; the bar is drawn on stderr and disappears when done."""
+def progress(console: Console, total: int, verb: str, workers: int = 1,
+             heartbeat_every: float = HEARTBEAT) -> Iterator:
+    """Yields `advance(result)`. On a terminal a bar is drawn (on stderr) and disappears when
+    done; otherwise each repository is a line as it finishes, and every `heartbeat_every`
+    seconds a line says how many are done and running, so a CI log never goes quiet."""
     bar = Progress(TextColumn(f"[bold]{verb}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.description}"), console=console, transient=True,
                    disable=not console.is_terminal)
-    with bar:
+    started = time.monotonic()
+    state = {"done": 0, "shown": started}
+    lock = threading.Lock()
+
+    def beat(now: float) -> None:
+        with lock:
+            if now - state["shown"] < heartbeat_every * 0.999:
+                return
+            state["shown"] = now
+            done = state["done"]
+        running = min(max(workers, 1), total - done)
+        say(console, Text(f"[fleet] {verb}: {done}/{total} done, {running} running, "
+                          f"{total - done - running} waiting ({elapsed(now - started)})", style="cyan"))
+
+    with bar, heartbeat(beat, 0 if console.is_terminal else heartbeat_every):
         task = bar.add_task("", total=total)
 
         def advance(result: RepoResult) -> None:
             bar.update(task, advance=1, description=Path(result.path).name)
+            if console.is_terminal:
+                return
+            now = time.monotonic()
+            with lock:
+                state["done"] += 1
+                state["shown"] = now
+                done = state["done"]
+            line = f"[fleet] {done}/{total} {result.path}: {result.status} ({elapsed(now - started)})"
+            if result.status in ("failed", "skipped") and result.reason:
+                line += f": {one_line(result.reason, 200)}"
+            say(console, Text(line, style=STYLES.get(result.status, "")))
 
         yield advance
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import click
 import yaml
 from rich.console import Console
+from rich.text import Text
 
 from mlops_gen.azure_expressions import ExprError
 
 from . import pyenv
 from .errors import CIUsageError
 from .masking import Masker, secret_values
-from .report import FAILED, Reporter, write_report
+from .report import FAILED, Reporter, say, write_report
 from .runtime import Context
 from .sealed import sealed_environ
 from .workspace import RUN_MARKER, GitInfo, make_workspace, reap
@@ -172,19 +173,20 @@ def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *,
         env[RUN_MARKER] = run_id
         python = sys.executable
         setup = time.monotonic()
-        if use_venv:
-            venv = pyenv.prepare(workspace, provider, variables, tmp, reporter.note,
-                                 ci_text=(workspace / rel).read_text(errors="replace"))
-            env = pyenv.python_env(venv, env)
-            python = str(venv / "bin" / "python")
-        setup = time.monotonic() - setup
-        ctx = Context(provider=provider, repo=repo, workspace=workspace, out_dir=out_dir, env=env,
-                      git=GitInfo.read(repo), reporter=reporter, run_id=run_id, variables=variables,
-                      secrets=secrets, image_map=image_map, python=python, explicit=explicit, mask=mask)
-        reporter.note(f"running {rel} in {workspace} (environment ready in {setup:.1f}s)")
-        if allow_cloud:
-            reporter.note("--allow-cloud: steps see your HOME, credential files and cloud variables")
-        with reporter:
+        with reporter:  # progress (and, without a terminal, heartbeats) from the environment set-up on
+            if use_venv:
+                with reporter.activity("python environment"):
+                    venv = pyenv.prepare(workspace, provider, variables, tmp, reporter.note,
+                                         ci_text=(workspace / rel).read_text(errors="replace"))
+                env = pyenv.python_env(venv, env)
+                python = str(venv / "bin" / "python")
+            setup = time.monotonic() - setup
+            ctx = Context(provider=provider, repo=repo, workspace=workspace, out_dir=out_dir, env=env,
+                          git=GitInfo.read(repo), reporter=reporter, run_id=run_id, variables=variables,
+                          secrets=secrets, image_map=image_map, python=python, explicit=explicit, mask=mask)
+            reporter.note(f"running {rel} in {workspace} (environment ready in {setup:.1f}s)")
+            if allow_cloud:
+                reporter.note("--allow-cloud: steps see your HOME, credential files and cloud variables")
             try:
                 result = runner(ctx, workspace / rel)
             finally:
@@ -212,5 +214,5 @@ def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *,
         if artifact.is_file() and artifact.stat().st_size < 50_000_000:
             mask.file(artifact)
     reporter.summary(f"{TITLES[provider]} {rel}", "succeeded" if passed else result.get("result", "failed"))
-    console.print(f"report: {out_dir / 'report.json'}")
+    say(console, Text(f"report: {out_dir / 'report.json'}"))
     return 0 if passed else 1
