@@ -61,6 +61,7 @@ def test_a_single_cloud_render_names_its_cloud_only_in_its_places(tmp_path: Path
         assert not CLOUD_WORDS.search(rel), f"{rel} names a cloud outside the cloud's places"
     for other in others:
         assert not cloud_files(repo, other, "pkg"), other
+        assert not (repo / "infra" / other).exists() and not (repo / "src/pkg/targets" / other).exists()
 
 
 def _git(cwd: Path, *args: str) -> None:

@@ -18,8 +18,15 @@ from tests.helpers import project_python, render, run_generated_tests
 
 BIN = Path(sys.executable).parent
 PACKAGE = "my_ml_project"
-STAGE = re.compile(rf'^python -m {PACKAGE} (\w+) --target "\$\{{DEPLOY_TARGET\}}" --env "\$\{{ENVIRONMENT\}}"$')
-GUARD = re.compile(r'^if \[ "\$\{(DEPLOY_TARGET|CODEBUILD_BUILD_SUCCEEDING:-0)\}" = "(aws|1)" \]; then$')
+STAGE = re.compile(rf'^python -m {PACKAGE} (\w+) --target "\$\{{DEPLOY_TARGET\}}" --(?:env|to) "\$\{{ENVIRONMENT\}}"'
+                   r'(?: --release "\$\{RELEASE_RECORD\}")?$')
+# The guards a command may carry: the target switch, "the build so far succeeded", "not a pull request".
+GUARD = re.compile(r'^if (\[ "\$\{DEPLOY_TARGET\}" = "aws" \]|\[ "\$\{PULL_REQUEST:-0\}" != "1" \]'
+                   r'|\[ "\$\{CODEBUILD_BUILD_SUCCEEDING:-0\}" = "1" \] && \[ "\$\{PULL_REQUEST:-0\}" != "1" \]'
+                   r'|\[ -f "artifacts/deployed-\$\{ENVIRONMENT\}.json" \] && \[ ! -f "artifacts/smoked-\$\{ENVIRONMENT\}.json" \]);'
+                   r' then$')
+PR_SWITCH = ('if [ "${CODEBUILD_WEBHOOK_EVENT#PULL_REQUEST}" != "${CODEBUILD_WEBHOOK_EVENT:-}" ]; then\n'
+             '  export DEPLOY_TARGET=local PULL_REQUEST=1\nfi\n')
 TOOLS = ("python -m pip install ", "python -m ruff check ", "python -m pytest ", "uvx --from ")
 
 
@@ -62,14 +69,16 @@ def test_buildspec_is_a_thin_sequencer_with_one_switch(repo: Path) -> None:
     assert list(phases) == ["install", "pre_build", "build", "post_build"]
     assert phases["install"]["runtime-versions"] == {"python": "3.11"}
     # every cloud of the repo: its offline tests run in pre_build
-    assert phases["install"]["commands"] == ['python -m pip install --quiet ".[${DEPLOY_TARGET:?},dev,aws]"']
+    # a pull request (CodeBuild webhook event PULL_REQUEST_*) switches to the local target first
+    assert phases["install"]["commands"] == [PR_SWITCH, 'python -m pip install --quiet ".[${DEPLOY_TARGET:?},dev,aws]"']
     # the validator runs in an environment of its own, at the release that rendered the repo
     assert 'uvx --from "mlops-gen==0.1.0" mlops-gen validate --strict .' in phases["pre_build"]["commands"]
     assert _stage_sequence(phases["pre_build"]["commands"]) == ["ruff", "validate", "pytest"]
-    assert _stage_sequence(phases["build"]["commands"]) == ["train", "evaluate", "gate", "register", "pipeline?"]
+    # pull requests stop after the gate: register, deploy and smoke are guarded by PULL_REQUEST
+    assert _stage_sequence(phases["build"]["commands"]) == ["train", "evaluate", "gate", "register?", "pipeline?"]
     assert "--print-definition > artifacts/sagemaker-pipeline.json" in phases["build"]["commands"][-1]
     assert _stage_sequence(phases["post_build"]["commands"]) == ["deploy?", "smoke?"]
-    assert all("CODEBUILD_BUILD_SUCCEEDING" in c for c in phases["post_build"]["commands"])
+    assert all("CODEBUILD_BUILD_SUCCEEDING" in c and "PULL_REQUEST" in c for c in phases["post_build"]["commands"])
     assert spec["reports"]["unit-tests"]["file-format"] == "JUNITXML"
     assert "--junitxml=reports/junit.xml" in phases["pre_build"]["commands"][-1]
     assert spec["cache"]["paths"] == [spec["env"]["variables"]["PIP_CACHE_DIR"] + "/**/*"]
@@ -78,12 +87,19 @@ def test_buildspec_is_a_thin_sequencer_with_one_switch(repo: Path) -> None:
     assert "|| true" not in text and "on-failure" not in text and "| " not in text.replace("- |", "")
 
 
-def test_prod_buildspec_deploys_and_smokes_prod(repo: Path) -> None:
+def test_prod_buildspec_deploys_exactly_the_version_staging_smoke_tested(repo: Path) -> None:
     spec = _buildspec(repo, "buildspec-prod.yml")
     assert spec["version"] == 0.2 and spec["env"]["shell"] == "bash"
-    assert spec["env"]["variables"] == {**spec["env"]["variables"], "DEPLOY_TARGET": "aws", "ENVIRONMENT": "prod"}
+    variables = spec["env"]["variables"]
+    assert variables == {**variables, "DEPLOY_TARGET": "aws", "ENVIRONMENT": "prod"}
+    # the record buildspec.yml's smoke test writes on staging, in the workspace CodePipeline hands over
+    assert variables["RELEASE_RECORD"] == "artifacts/smoked-staging.json"
+    assert _buildspec(repo, "buildspec.yml")["env"]["variables"]["ENVIRONMENT"] == "staging"
     assert spec["phases"]["install"]["commands"] == ['python -m pip install --quiet ".[${DEPLOY_TARGET:?}]"']
-    assert _stage_sequence(spec["phases"]["build"]["commands"]) == ["deploy", "smoke"]
+    build = spec["phases"]["build"]["commands"]
+    assert _stage_sequence(build) == ["promote", "deploy", "smoke"]
+    assert all('--release "${RELEASE_RECORD}"' in c for c in build[:2])  # never "the latest approved"
+    assert _stage_sequence(spec["phases"]["post_build"]["commands"]) == ["rollback?"]
 
 
 def test_python_version_answer_reaches_both_buildspecs(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TASKS = {"UsePythonVersion@0", "Cache@2", "PublishTestResults@2", "AzureCLI@2",
          "PublishPipelineArtifact@1", "DownloadPipelineArtifact@2"}
 STAGES = ["Test", "Train", "Register", "DeployStaging", "DeployProd"]
+SETUP, RUN = "infra/azure/pipelines/setup.yml", "infra/azure/pipelines/run.yml"
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,9 @@ def test_pipeline_shape_ids_and_thin_steps(v2: Path) -> None:
     pipeline = _pipeline(v2)
     assert pipeline["trigger"]["branches"]["include"] == ["main"]
     assert pipeline["pr"]["branches"]["include"] == ["main"]
-    assert pipeline["variables"]["deployTarget"] == "azure"
+    # the one switch: azure on the default branch, local on pull requests
+    assert pipeline["variables"]["deployTarget"] == (
+        "$[ iif(eq(variables['Build.Reason'], 'PullRequest'), 'local', 'azure') ]")
     assert [s["stage"] for s in pipeline["stages"]] == STAGES
     text = (v2 / "azure-pipelines.yml").read_text()
     assert "continueOnError" not in text and "|| true" not in text
@@ -93,8 +96,8 @@ def test_pipeline_shape_ids_and_thin_steps(v2: Path) -> None:
     deployments = {job["deployment"]: job for _, job in _jobs(pipeline) if "deployment" in job}
     assert deployments["DeployStaging"]["environment"] == "my-ml-project-staging"
     assert deployments["DeployProd"]["environment"] == "my-ml-project-prod"
-    for job in deployments.values():
-        assert {"checkout": "self"} in _steps(job)
+    for _, job in _jobs(pipeline):  # every job sets up through the one steps template
+        assert _steps(job)[_steps(job)[0] == {"download": "none"}]["template"] == SETUP
     prod = pipeline["stages"][-1]
     assert prod["condition"] == "and(succeeded(), eq(variables.isMain, true))"
     assert "refs/heads/main" in pipeline["variables"]["isMain"]
@@ -102,7 +105,47 @@ def test_pipeline_shape_ids_and_thin_steps(v2: Path) -> None:
                  if s.get("task") == "PublishPipelineArtifact@1"]
     downloaded = [s["inputs"]["artifactName"] for _, j in _jobs(pipeline) for s in _steps(j)
                   if s.get("task") == "DownloadPipelineArtifact@2"]
-    assert published == ["trained", "registered"] and set(downloaded) <= set(published)
+    assert published == ["trained", "registered", "released"] and set(downloaded) <= set(published)
+
+
+def _runs(pipeline: dict, stage: str) -> list[dict]:
+    """The parameters of every run.yml step (a stage command on the deploy target) of `stage`."""
+    return [step["parameters"] for st, job in _jobs(pipeline) if st["stage"] == stage
+            for step in _steps(job) if step.get("template") == RUN]
+
+
+def test_step_templates_sign_in_only_on_azure_and_hold_the_shared_setup(v2: Path) -> None:
+    setup = yaml.safe_load((v2 / SETUP).read_text())
+    assert {"checkout": "self"} in setup["steps"]
+    assert 'pip install -e ".[${{ parameters.extras }}]"' in setup["steps"][-1]["script"]
+    run = yaml.safe_load((v2 / RUN).read_text())["steps"]
+    assert [s.get("task", "script") for s in run] == ["AzureCLI@2", "script"]
+    cli, local = run
+    assert cli["inputs"]["azureSubscription"] == "${{ variables.serviceConnection }}"
+    assert cli["condition"] == "and(${{ parameters.condition }}, eq(variables.deployTarget, 'azure'))"
+    assert local["condition"] == "and(${{ parameters.condition }}, ne(variables.deployTarget, 'azure'))"
+    assert cli["inputs"]["inlineScript"] == local["script"] == "set -euo pipefail\n${{ parameters.script }}\n"
+    text = (v2 / "azure-pipelines.yml").read_text()
+    assert "AzureCLI@2" not in text and text.count(f"template: {RUN}") == 6
+
+
+def test_one_meaning_of_pull_request_main_and_release(v2: Path) -> None:
+    pipeline = _pipeline(v2)
+    stages = {s["stage"]: s for s in pipeline["stages"]}
+    # pull request: Test, Train and the gate only; register and both deploy stages are skipped
+    register = next(r for r in _runs(pipeline, "Register") if "register" in r["script"])
+    assert register["condition"] == "and(succeeded(), eq(variables.isPullRequest, false))"
+    assert stages["DeployStaging"]["condition"] == "and(succeeded(), eq(variables.isPullRequest, false))"
+    # staging's smoke test writes the release record, published for prod
+    staging = _runs(pipeline, "DeployStaging")[0]["script"].splitlines()
+    assert [line.split()[3] for line in staging] == ["deploy", "smoke"]
+    # prod: exactly the recorded version, then its smoke test, and a roll-back when that fails
+    prod, rollback = _runs(pipeline, "DeployProd")
+    lines = prod["script"].splitlines()
+    assert [line.split()[3] for line in lines] == ["promote", "deploy", "smoke"]
+    assert all("--release artifacts/smoked-staging.json" in line for line in lines[:2])
+    assert rollback["condition"] == "failed()" and "rollback" in rollback["script"]
+    assert "artifacts/deployed-prod.json" in rollback["script"]
 
 
 def test_hostile_answers_still_give_a_valid_pipeline(tmp_path: Path) -> None:

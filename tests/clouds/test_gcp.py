@@ -130,10 +130,12 @@ def test_steps_are_thin_pinned_and_fail_loudly(repo: Path, name: str) -> None:
             commands = script.splitlines()[1:]
             if step["id"] == "install":
                 assert '".[${_DEPLOY_TARGET}' in script and "python -m venv .venv" in script
-            else:  # deploy and smoke in one container: each line a stage on the one switch
-                assert [c.split()[:4] for c in commands] == [
-                    [".venv/bin/python", "-m", "my_ml_project", stage] for stage in ("deploy", "smoke")]
-                assert all('--target "${_DEPLOY_TARGET}" --env "${_ENV}"' in c for c in commands)
+            else:  # stages on the one switch, guarded by the pull-request switch or rolled back on failure
+                stages = [c.split()[c.split().index("-m") + 2] for c in commands if "my_ml_project" in c]
+                assert stages in (["register"], ["deploy", "smoke"], ["deploy", "smoke", "rollback"]), stages
+                assert all('--target "${_DEPLOY_TARGET}"' in c for c in commands if "my_ml_project" in c)
+                assert all(c.strip().startswith(("if ", "fi", "else", "echo ", "exit 1", ".venv/bin/python",
+                                                  "--record", "--release")) for c in commands), commands
         elif step["id"] == "validate":  # the validator, in an environment of its own
             assert step["entrypoint"] == ".venv/bin/uvx" and step["args"][:2] == ["--from", "mlops-gen==0.1.0"]
         else:  # every other step is the workspace venv's Python running a module
@@ -158,10 +160,13 @@ def test_staging_build_order_and_parallel_checks(repo: Path) -> None:
     assert [s["id"] for s in build["steps"]][-5:] == STAGES
     # the test step runs the offline tests of every cloud, so it installs their extras too
     assert '".[${_DEPLOY_TARGET},dev,gcp]"' in steps["install"]["args"][-1]
-    objects = build["artifacts"]["objects"]
-    assert objects["location"].startswith("gs://${_ARTIFACTS_BUCKET}/")
-    assert {"artifacts/metrics.json", "artifacts/model/model.joblib"} <= set(objects["paths"])
     assert "COMMIT_SHA=${COMMIT_SHA}" in build["options"]["env"]
+    # a pull request stops after the gate; main records the smoke-tested version per commit
+    for step in ("register", "deploy-smoke"):
+        assert 'if [ "${_PULL_REQUEST}"' in steps[step]["args"][-1]
+    assert build["substitutions"]["_PULL_REQUEST"] == "false"
+    assert '--record "${_RELEASES}/${COMMIT_SHA}.json"' in steps["deploy-smoke"]["args"][-1]
+    assert "artifacts" not in build  # nothing is written to Google Cloud but by the stages themselves
 
 
 def test_prod_build_promotes_deploys_and_smokes_without_training(repo: Path) -> None:
@@ -170,6 +175,13 @@ def test_prod_build_promotes_deploys_and_smokes_without_training(repo: Path) -> 
     assert build["substitutions"]["_ENV"] == "prod"
     promote = build["steps"][1]["args"]
     assert promote[promote.index("--to") + 1] == "${_ENV}"
+    # exactly the version the staging smoke test of this commit recorded, not "what staging runs now"
+    record = "${_RELEASES}/${COMMIT_SHA}.json"
+    assert promote[promote.index("--release") + 1] == record
+    assert f'--release "{record}"' in build["steps"][2]["args"][-1]
+    staging = _load(repo / "cloudbuild.yaml")["substitutions"]["_RELEASES"]
+    assert build["substitutions"]["_RELEASES"] == staging
+    assert "rollback" in build["steps"][2]["args"][-1]
 
 
 def test_triggers_wire_commits_tags_and_pull_requests(repo: Path, odd: Path) -> None:
@@ -180,6 +192,8 @@ def test_triggers_wire_commits_tags_and_pull_requests(repo: Path, odd: Path) -> 
     assert triggers["prod"]["filename"] == "cloudbuild.prod.yaml"
     assert re.fullmatch(triggers["prod"]["github"]["push"]["tag"], "v1.2.3")
     assert triggers["pull-request"]["substitutions"]["_DEPLOY_TARGET"] == "local"
+    assert triggers["pull-request"]["substitutions"]["_PULL_REQUEST"] == "true"
+    assert triggers["staging"]["substitutions"]["_PULL_REQUEST"] == "false"
     assert "approvalConfig" not in triggers["staging"]
     staging = _load(odd / "infra" / "gcp" / "triggers" / "staging.yaml")
     assert re.fullmatch(staging["github"]["push"]["branch"], "release/2.x")

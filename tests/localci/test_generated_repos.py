@@ -56,7 +56,10 @@ def test_generated_ci_file_passes_end_to_end(tmp_path, rendered, cloud):
     for stage in STAGES:
         steps = _steps_for(report, stage)
         assert steps, f"no {stage} step in {[s['name'] for s in report['steps']]}"
-        assert all(s["status"] == "passed" for s in steps), steps
+        # each stage ran and passed; its other form (Azure: the signed-in AzureCLI step of the azure
+        # target, the roll-back that runs only on failure) is skipped, never failed
+        assert any(s["status"] == "passed" for s in steps), steps
+        assert all(s["status"] in ("passed", "skipped") for s in steps), steps
 
 
 # One provider is enough for the gate (the stage is the same everywhere); AWS because CodeBuild still
@@ -74,4 +77,4 @@ def test_unreachable_gate_fails_at_the_gate_step(tmp_path, rendered, cloud):
     assert post_build, [s["name"] for s in report["steps"]]
     for step in post_build:
         log = Path(step["log"]).read_text()
-        assert "skipped, the build failed" in log and "deploy: ok" not in log, log[-500:]
+        assert "skipped (the build failed" in log and "deploy: ok" not in log, log[-500:]

@@ -26,8 +26,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--target", default="local", help=f"one of: {', '.join(AVAILABLE)}")
     parser.add_argument("--env", default="staging", help="environment from mlops.yaml (default: staging)")
     parser.add_argument("--config", default="mlops.yaml", type=Path)
-    parser.add_argument("--version", dest="model_version", help="promote: the version (default: staging's)")
+    parser.add_argument("--version", dest="model_version", help="promote/deploy: this version (promote default: staging's)")
     parser.add_argument("--to", default="prod", help="promote: the environment to promote to")
+    parser.add_argument("--release", metavar="RECORD",
+                        help="promote/deploy: exactly the version a smoke test passed, from its record "
+                             "(artifacts/smoked-staging.json, or where smoke --record wrote it)")
+    parser.add_argument("--record", metavar="PATH_OR_URI",
+                        help="smoke: also write the release record here (e.g. gs://bucket/releases/COMMIT.json)")
     parser.add_argument("--model-dir", type=Path, default=Path("artifacts/model"), help="serve: the bundle")
     parser.add_argument("--host", default="127.0.0.1", help="serve: address to bind")
     parser.add_argument("--port", type=int, default=8080, help="serve: port")
@@ -101,10 +106,17 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 run_pipeline(config, target, root, args.env)
             return 0
+        version = args.model_version
+        if args.release:
+            if version:
+                raise ConfigError("--release and --version name the version twice; give one")
+            version = str(stages.read_release(args.release)["version"])
         if args.stage == "promote":
-            result = stages.promote(config, target, root, args.model_version, args.to)
+            result = stages.promote(config, target, root, version, args.to)
         elif args.stage == "deploy":
-            result = stages.deploy(config, target, root, args.env, args.allow_schema_change)
+            result = stages.deploy(config, target, root, args.env, args.allow_schema_change, version)
+        elif args.stage == "smoke":
+            result = stages.smoke(config, target, root, args.env, args.record)
         elif args.stage == "undeploy":
             target.undeploy(args.env)
             result = {"env": args.env}

@@ -45,6 +45,13 @@ def _read(path: Path, produced_by: str) -> dict:
         raise StageFailed(f"{path} is missing: run `{produced_by}` first") from None
 
 
+def _read_optional(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 def git_commit(root: Path) -> str:
     for variable in ("CODEBUILD_RESOLVED_SOURCE_VERSION", "BUILD_SOURCEVERSION", "COMMIT_SHA"):
         if os.environ.get(variable):
@@ -208,11 +215,32 @@ def register(config: Config, target: Target, root: Path, env: str) -> dict:
     return result
 
 
-def deploy(config: Config, target: Target, root: Path, env: str, allow_schema_change: bool = False) -> dict:
-    """Deploys the version due in `env`; refuses a change of the serving contract (the input schema)
-    unless `allow_schema_change`: clients of the version serving now would break or be misread."""
+def read_release(location: str) -> dict:
+    """The release record a smoke test wrote (`artifacts/smoked-<env>.json`, or that file where the CI
+    copied it: a path or an fsspec URI such as gs://...): the exact version that passed it."""
+    try:
+        if "://" in location:
+            import fsspec
+
+            with fsspec.open(location, "rt", encoding="utf-8") as handle:
+                record = json.load(handle)
+        else:
+            record = json.loads(Path(location).read_text(encoding="utf-8"))
+    except (OSError, ValueError, ImportError) as exc:
+        raise ConfigError(f"--release {location}: cannot read the release record ({exc})") from None
+    if not isinstance(record, dict) or not record.get("version") or record.get("passed") is not True:
+        raise ConfigError(f"--release {location}: not a passed smoke test's record (needs version and passed: true)")
+    return record
+
+
+def deploy(config: Config, target: Target, root: Path, env: str, allow_schema_change: bool = False,
+           version: str | None = None) -> dict:
+    """Deploys `version` (from a release record), or the version due in `env`; refuses a change of the
+    serving contract (the input schema) unless `allow_schema_change`: clients of the version serving
+    now would break or be misread."""
     config.environment(env)
-    serving, due = target.serving_version(env), target.due_version(env)
+    serving = target.serving_version(env)
+    due = str(version) if version is not None else target.due_version(env)
     changes: list[str] = []
     if serving is None or serving == due:
         check = "first deployment" if serving is None else "same version"
@@ -226,9 +254,11 @@ def deploy(config: Config, target: Target, root: Path, env: str, allow_schema_ch
     if changes and not allow_schema_change:
         raise StageFailed(f"deploy: the input schema of {env} would change: {'; '.join(changes)}. "
                           "Clients must be updated; deploy with --allow-schema-change when they are")
-    deployment = target.deploy(env)
-    return {"env": env, "endpoint": deployment.endpoint, "version": deployment.version,
-            "schema": check, "schema_changes": changes}
+    deployment = target.deploy(env, version)
+    result = {"env": env, "endpoint": deployment.endpoint, "version": deployment.version,
+              "schema": check, "schema_changes": changes}
+    _write(root / ARTIFACTS / f"deployed-{env}.json", result)
+    return result
 
 
 def _valid_prediction(value, classes) -> bool:
@@ -237,7 +267,9 @@ def _valid_prediction(value, classes) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def smoke(config: Config, target: Target, root: Path, env: str) -> dict:
+def probe(config: Config, target: Target, root: Path, env: str) -> dict:
+    """Requests the sample (and the previous version's) and checks the answers and the latency; also
+    what a target runs on a new deployment before it takes traffic."""
     sample = _read(root / ARTIFACTS / "sample.json", "train")["instances"]
     classes = None
     model_json = root / ARTIFACTS / "model" / "model.json"
@@ -265,6 +297,39 @@ def smoke(config: Config, target: Target, root: Path, env: str) -> dict:
         "env": env, "requests": len(latencies), "p50_ms": round(statistics.median(latencies), 1),
         "max_ms": round(worst, 1), "first_prediction": predictions[0], "previous_version_request": previous,
     }
+
+
+def smoke(config: Config, target: Target, root: Path, env: str, record_to: str | None = None) -> dict:
+    """`probe` on the live endpoint of `env`, then the release record of the version that passed:
+    artifacts/smoked-<env>.json (and `record_to`: a path or an fsspec URI such as gs://..., for a
+    release build that does not share this build's workspace)."""
+    result = probe(config, target, root, env)
+    # The release record: the exact version that passed, which the next environment deploys
+    # (`promote/deploy --release artifacts/smoked-<env>.json`), never "the latest approved".
+    deployed = _read_optional(root / ARTIFACTS / f"deployed-{env}.json")
+    version = target.serving_version(env) or (deployed or {}).get("version")
+    record = {
+        "env": env, "version": version, "target": getattr(target, "name", ""), "passed": True,
+        "git_commit": git_commit(root), "smoked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "endpoint": (deployed or {}).get("endpoint"),
+    }
+    _write(root / ARTIFACTS / f"smoked-{env}.json", record)
+    if record_to:
+        _write_to(record_to, record)
+    return {**result, "version": version}
+
+
+def _write_to(location: str, payload: dict) -> None:
+    text = json.dumps(_finite(payload), indent=2, default=str, allow_nan=False) + "\n"
+    if "://" in location:
+        import fsspec
+
+        with fsspec.open(location, "wt", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        path = Path(location)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
 
 
 def _previous_sample_check(target: Target, env: str) -> str:

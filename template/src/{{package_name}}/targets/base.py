@@ -51,8 +51,9 @@ class Target(ABC):
         """The version the gate compares against: the one serving prod, if any."""
 
     @abstractmethod
-    def deploy(self, env: str) -> Deployment:
-        """Deploy the version due in `env` (staging: newest not rejected; prod: the promoted one)."""
+    def deploy(self, env: str, version: str | None = None) -> Deployment:
+        """Deploy `version` (a release record's: exactly that one, approved where `env` needs it), or
+        without it the version due in `env` (staging: newest not rejected; prod: the promoted one)."""
 
     @abstractmethod
     def invoke(self, env: str, instances: list) -> list:

@@ -172,8 +172,18 @@ class LocalTarget(Target):
             self._assign(env, candidates[-1]["version"])
         return candidates[-1]
 
-    def deploy(self, env: str) -> Deployment:
-        return self._serve(env, self._version_for(env))
+    def deploy(self, env: str, version: str | None = None) -> Deployment:
+        if version is None:
+            return self._serve(env, self._version_for(env))
+        with self._lock():
+            record = self._version(str(version))
+            if record["status"] == "Rejected":
+                raise StageFailed(f"deploy: version {version} is Rejected")
+            if self.config.environment(env).approval_required and record["status"] != "Approved":
+                raise StageFailed(f"deploy: {env} needs an approved version and {version} is {record['status']}; "
+                                  f"run `promote --version {version} --to {env}` first")
+            self._assign(env, str(version))
+        return self._serve(env, record)
 
     # -- the serving contract --------------------------------------------------------------------
     def fetch_model(self, version: str, dest: Path) -> Path | None:

@@ -363,8 +363,14 @@ class AwsTarget(Target):
             )
         return self._version_of(candidates[0]["ModelPackageArn"])
 
-    def deploy(self, env: str) -> Deployment:
-        return self._deploy(env, self._version_for(env))
+    def deploy(self, env: str, version: str | None = None) -> Deployment:
+        if version is None:
+            return self._deploy(env, self._version_for(env))
+        chosen = self._package(str(version))
+        if self.config.environment(env).approval_required and chosen.status != "Approved":
+            raise StageFailed(f"deploy: {env} needs an Approved version and {version} of {self.group} is "
+                              f"{chosen.status}; run `promote --version {version} --to {env}` first")
+        return self._deploy(env, chosen)
 
     # -- the serving contract ---------------------------------------------------------------------
     def fetch_model(self, version: str, dest: Path) -> Path | None:

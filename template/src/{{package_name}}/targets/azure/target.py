@@ -281,8 +281,16 @@ class AzureTarget(Target):
         except ResourceNotFoundError:
             return None
 
-    def deploy(self, env: str) -> Deployment:
-        return self._deploy(env, self._version_for(env))
+    def deploy(self, env: str, version: str | None = None) -> Deployment:
+        if version is None:
+            return self._deploy(env, self._version_for(env))
+        model = self._model(str(version))
+        status = (model.tags or {}).get("status")
+        if status == "Rejected" or (self.config.environment(env).approval_required and status != "Approved"):
+            raise StageFailed(f"deploy: version {version} is {status or 'not approved'}; {env} needs an approved "
+                              f"version (run `promote --version {version} --to {env}` first)")
+        self._assign(env, model)
+        return self._deploy(env, model)
 
     def _deploy(self, env: str, model: Model) -> Deployment:
         minutes = self.settings.deploy_timeout_minutes
@@ -307,7 +315,7 @@ class AzureTarget(Target):
         try:
             self._wait(self.client.online_deployments.begin_create_or_update(spec), minutes,
                        f"deploy: deployment {new} of version {model.version} on {name}")
-            stages.smoke(self.config, _Pinned(self, new), self.root, env)
+            stages.probe(self.config, _Pinned(self, new), self.root, env)
         except StageFailed as exc:
             self._wait(self.client.online_deployments.begin_delete(name=new, endpoint_name=name),
                        minutes, f"deploy: removing failed deployment {new}")

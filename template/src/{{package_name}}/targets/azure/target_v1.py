@@ -237,8 +237,18 @@ class AzureV1Target(Target):
     def _live(self, env: str) -> list:
         return self.workspace.services(self._prefix(env) + "-v")
 
-    def deploy(self, env: str) -> Deployment:
-        return self._deploy(env, self._version_for(env))
+    def deploy(self, env: str, version: str | None = None) -> Deployment:
+        if version is None:
+            return self._deploy(env, self._version_for(env))
+        model = self.workspace.model(self.config.model.name, str(version))
+        status = (model.tags or {}).get("status")
+        if status == "Rejected" or (self.config.environment(env).approval_required and status != "Approved"):
+            raise StageFailed(f"deploy: version {version} is {status or 'not approved'}; {env} needs an approved "
+                              f"version (run `promote --version {version} --to {env}` first)")
+        history = self._history(env)
+        if not history or history[-1].version != model.version:
+            self.workspace.update_tags(model, {f"due.{env}": _now()}, [])
+        return self._deploy(env, model)
 
     def _deploy(self, env: str, model) -> Deployment:
         name = azureml_v1.service_name(self.config, env, model.version)
@@ -251,7 +261,7 @@ class AzureV1Target(Target):
             )
             if service.state != "Healthy":
                 raise StageFailed(f"deploy: service {name} is {service.state}")
-            stages.smoke(self.config, _Pinned(self, service), self.root, env)
+            stages.probe(self.config, _Pinned(self, service), self.root, env)
         except StageFailed as exc:
             for service in self.workspace.services(name):
                 self.workspace.delete_service(service)

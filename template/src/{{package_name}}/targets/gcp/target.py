@@ -310,8 +310,15 @@ class GcpTarget(Target):
     def due_version(self, env: str) -> str | None:
         return str(self._due(env).version_id)
 
-    def deploy(self, env: str) -> Deployment:
-        model = self._due(env)
+    def deploy(self, env: str, version: str | None = None) -> Deployment:
+        if version is None:
+            model = self._due(env)
+        else:
+            model = self._version(str(version))
+            approval = (model.labels or {}).get("approval")
+            if approval == "rejected" or (self.config.environment(env).approval_required and approval != "approved"):
+                raise StageFailed(f"deploy: version {version} is {approval or 'not approved'}; {env} needs an "
+                                  f"approved version (run `promote --version {version} --to {env}` first)")
         settings = self.gcp.environment(env)
         endpoint = self._endpoint(env, create=True)
         serving = endpoint.list_models()
