@@ -286,7 +286,18 @@ class LocalTarget(Target):
         try:
             os.kill(deployment["pid"], signal.SIGTERM)
         except ProcessLookupError:
-            pass
+            return
+        # Undeployed means stopped (and, when this process started it, reaped: no zombie, no warning).
+        ours = [proc for proc in _SERVERS if proc.pid == deployment["pid"]]
+        for proc in ours:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            _SERVERS.remove(proc)
+        if not ours:
+            _wait_exit(deployment["pid"])
 
 
 def _wait_exit(pid: int, timeout: float = 15) -> None:

@@ -105,13 +105,15 @@ def tarball(files: dict[str, bytes]) -> bytes:
 
 def model_files(model_dir: Path) -> dict[str, bytes]:
     """The model.tar.gz SageMaker serves: the bundle plus this package's container script as
-    code/inference.py (SERVING_ENVIRONMENT points the container at it)."""
+    code/inference.py (SERVING_ENVIRONMENT points the container at it) and schema.py beside it."""
     files = {
         p.relative_to(model_dir).as_posix(): p.read_bytes()
         for p in sorted(model_dir.rglob("*"))
         if p.is_file()
     }
     files["code/inference.py"] = (Path(__file__).parent / CONTAINER_SCRIPT).read_bytes()
+    # the container script parses requests with the project's schema.py, imported as model_schema
+    files["code/model_schema.py"] = (Path(__file__).resolve().parents[2] / "schema.py").read_bytes()
     return files
 
 
