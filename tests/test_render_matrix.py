@@ -65,5 +65,5 @@ def test_combination_renders_clean(tmp_path: Path, combo: dict) -> None:
     for cloud, ci_file in ci_files.items():
         chosen = cloud in combo["clouds"]
         assert (cloud in extras) == chosen, f"extra {cloud}"
-        assert (repo / "src" / answers["package_name"] / "settings" / f"{cloud}.py").exists() == chosen
+        assert (repo / "src" / answers["package_name"] / "targets" / cloud / "settings.py").exists() == chosen
         assert not (repo / ci_file).exists() or chosen, f"{ci_file} rendered for an unchosen cloud"

@@ -247,3 +247,29 @@ def test_expressions(expr, expected):
 def test_bad_expressions_raise(expr):
     with pytest.raises(ExprError):
         Evaluator({"variables": {}}).evaluate(expr)
+
+
+def test_a_relative_download_path_is_in_the_job_working_directory(tmp_path, run_ci, monkeypatch):
+    repo = make_repo(tmp_path / "r", {"azure-pipelines.yml": """
+        jobs:
+          - job: make
+            steps:
+              - script: mkdir -p out && echo built > out/x.txt
+              - task: PublishPipelineArtifact@1
+                inputs: {targetPath: out, artifact: built}
+          - job: use
+            dependsOn: make
+            steps:
+              - script: rm -rf out got
+              - task: DownloadPipelineArtifact@2
+                inputs: {buildType: current, artifactName: built, targetPath: got}
+              - script: test "$(cat got/x.txt)" = built
+                displayName: read
+        """})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # where `mlops-gen ci run` was started: never written to
+    r = run_ci(repo, "azure")
+    assert r.code == 0, r.output
+    assert r.status("read") == "passed"
+    assert list(elsewhere.iterdir()) == []

@@ -688,7 +688,8 @@ class Runner:
             if not src.exists():
                 self._note(s, f"##[error]artifact {name!r} was not published earlier in this run")
                 return FAILED_R, f"artifact {name} not found"
-            dest = Path(target) / (name if not artifact else "")
+            base = Path(target)  # a relative targetPath is relative to the job's working directory
+            dest = (base if base.is_absolute() else self.ctx.workspace / base) / (name if not artifact else "")
             shutil.copytree(src, dest, dirs_exist_ok=True)
         self._note(s, f"downloaded {', '.join(names) or 'nothing'} to {target}")
         return SUCCEEDED, ""
