@@ -117,12 +117,20 @@ def reap(marker: str, value: str, grace: float = 2.0) -> int:
     daemons that detached with setsid): SIGTERM, then SIGKILL after `grace` seconds."""
     if not Path("/proc/self/environ").exists():
         return 0
-    pids = _marked_pids(marker, value)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
+    # Scan until a scan finds nobody new: a process caught between fork and exec (or one a dying
+    # parent is starting) may not show its environment on the first pass.
+    pids: list[int] = []
+    for scan in range(5):
+        found = [pid for pid in _marked_pids(marker, value) if pid not in pids and not _is_zombie(pid)]
+        if not found and scan:
+            break
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        pids += found
+        time.sleep(0.02)
     deadline = time.monotonic() + grace
     while pids and time.monotonic() < deadline:
         time.sleep(0.05)
