@@ -26,7 +26,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--target", default="local", help=f"one of: {', '.join(AVAILABLE)}")
     parser.add_argument("--env", default="staging", help="environment from mlops.yaml (default: staging)")
     parser.add_argument("--config", default="mlops.yaml", type=Path)
-    parser.add_argument("--version", dest="model_version", help="promote/deploy: this version (promote default: staging's)")
+    parser.add_argument("--version", dest="model_version",
+                        help="promote/deploy: this version (promote default: staging's)")
     parser.add_argument("--to", default="prod", help="promote: the environment to promote to")
     parser.add_argument("--release", metavar="RECORD",
                         help="promote/deploy: exactly the version a smoke test passed, from its record "
