@@ -273,3 +273,27 @@ def test_a_relative_download_path_is_in_the_job_working_directory(tmp_path, run_
     assert r.code == 0, r.output
     assert r.status("read") == "passed"
     assert list(elsewhere.iterdir()) == []
+
+
+def test_extras_installed_in_a_steps_template_reach_the_environment(tmp_path):
+    from mlops_gen.localci import azure, pyenv
+
+    repo = make_repo(tmp_path / "r", {
+        "azure-pipelines.yml": """
+            variables:
+              target: aws
+            steps:
+              - template: ci/setup.yml
+                parameters:
+                  extras: dev,gcp,$(target)
+            """,
+        "ci/setup.yml": """
+            parameters:
+              - name: extras
+                type: string
+            steps:
+              - script: python -m pip install -e ".[${{ parameters.extras }}]"
+            """,
+    }, commit=False)
+    text = azure.expanded_text(repo / "azure-pipelines.yml", {"target": "azure"})
+    assert pyenv.ci_extras(text, {"target": "azure"}) == ["dev", "gcp", "azure"]

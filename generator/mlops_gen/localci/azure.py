@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mlops_gen.azure_expressions import CIDict, Evaluator, ExprError, to_str, truthy
 
 from . import artifacts
@@ -736,6 +738,17 @@ def _aggregate(results) -> str:
     if results and all(r == SKIPPED_R for r in results):
         return SKIPPED_R
     return SUCCEEDED
+
+
+def expanded_text(path: Path, variables: dict[str, str]) -> str:
+    """The pipeline with its local templates expanded, as YAML text: what the environment set-up
+    reads to find the extras the steps install (an install in a steps template is seen only here)."""
+    try:
+        doc = load_yaml(path)
+        expanded = Expander(CIDict(variables), variables).pipeline(path, doc, {}) if isinstance(doc, dict) else doc
+        return path.read_text(errors="replace") + "\n" + yaml.safe_dump(expanded, sort_keys=False)
+    except (CIUsageError, ExprError, OSError, yaml.YAMLError):
+        return path.read_text(errors="replace")  # the run itself reports what is wrong
 
 
 def run(ctx: Context, path: Path) -> dict:

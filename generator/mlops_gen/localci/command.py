@@ -177,7 +177,8 @@ def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *,
             if use_venv:
                 with reporter.activity("python environment"):
                     venv = pyenv.prepare(workspace, provider, variables, tmp, reporter.note,
-                                         ci_text=(workspace / rel).read_text(errors="replace"))
+                                         ci_text=azure.expanded_text(workspace / rel, variables) if provider == "azure"
+                                 else (workspace / rel).read_text(errors="replace"))
                 env = pyenv.python_env(venv, env)
                 python = str(venv / "bin" / "python")
             setup = time.monotonic() - setup
