@@ -26,6 +26,7 @@ def run_generated_tests(repo: Path, python: Path, *pytest_args: str, timeout: in
     env["PYTHONPATH"] = str(repo / "src")
     env["PATH"] = f"{python.parent}{os.pathsep}{env['PATH']}"
     return subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args],
+        # -n 0: this suite already runs on every core; the generated suite's own `-n auto` would double that
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", *pytest_args],
         cwd=repo, env=env, capture_output=True, text=True, timeout=timeout,
     )
