@@ -85,6 +85,16 @@ class Target(ABC):
         """The version `deploy` would put in `env` (None: unknown)."""
         return None
 
+    def check_deployable(self, env: str, version: str, status: str | None) -> None:
+        """`deploy --release/--version`: a rejected version is never deployed, and an environment that
+        needs approval takes only an approved one (`status` as the registry writes it, any case)."""
+        from ..errors import StageFailed
+
+        state = (status or "").lower()
+        if state == "rejected" or (self.config.environment(env).approval_required and state != "approved"):
+            raise StageFailed(f"deploy: version {version} is {status or 'not approved'}; {env} needs an approved "
+                              f"version (run `promote --version {version} --to {env}` first)")
+
     def previous_sample(self, env: str) -> list | None:
         """The sample request of the version `env` served before this one, or None."""
         return None

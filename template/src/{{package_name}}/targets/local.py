@@ -177,11 +177,7 @@ class LocalTarget(Target):
             return self._serve(env, self._version_for(env))
         with self._lock():
             record = self._version(str(version))
-            if record["status"] == "Rejected":
-                raise StageFailed(f"deploy: version {version} is Rejected")
-            if self.config.environment(env).approval_required and record["status"] != "Approved":
-                raise StageFailed(f"deploy: {env} needs an approved version and {version} is {record['status']}; "
-                                  f"run `promote --version {version} --to {env}` first")
+            self.check_deployable(env, str(version), record["status"])
             self._assign(env, str(version))
         return self._serve(env, record)
 

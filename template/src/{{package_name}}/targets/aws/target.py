@@ -367,9 +367,7 @@ class AwsTarget(Target):
         if version is None:
             return self._deploy(env, self._version_for(env))
         chosen = self._package(str(version))
-        if self.config.environment(env).approval_required and chosen.status != "Approved":
-            raise StageFailed(f"deploy: {env} needs an Approved version and {version} of {self.group} is "
-                              f"{chosen.status}; run `promote --version {version} --to {env}` first")
+        self.check_deployable(env, str(version), chosen.status)
         return self._deploy(env, chosen)
 
     # -- the serving contract ---------------------------------------------------------------------

@@ -285,10 +285,7 @@ class AzureTarget(Target):
         if version is None:
             return self._deploy(env, self._version_for(env))
         model = self._model(str(version))
-        status = (model.tags or {}).get("status")
-        if status == "Rejected" or (self.config.environment(env).approval_required and status != "Approved"):
-            raise StageFailed(f"deploy: version {version} is {status or 'not approved'}; {env} needs an approved "
-                              f"version (run `promote --version {version} --to {env}` first)")
+        self.check_deployable(env, str(version), (model.tags or {}).get("status"))
         self._assign(env, model)
         return self._deploy(env, model)
 

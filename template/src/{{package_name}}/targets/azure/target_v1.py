@@ -241,10 +241,7 @@ class AzureV1Target(Target):
         if version is None:
             return self._deploy(env, self._version_for(env))
         model = self.workspace.model(self.config.model.name, str(version))
-        status = (model.tags or {}).get("status")
-        if status == "Rejected" or (self.config.environment(env).approval_required and status != "Approved"):
-            raise StageFailed(f"deploy: version {version} is {status or 'not approved'}; {env} needs an approved "
-                              f"version (run `promote --version {version} --to {env}` first)")
+        self.check_deployable(env, str(version), (model.tags or {}).get("status"))
         history = self._history(env)
         if not history or history[-1].version != model.version:
             self.workspace.update_tags(model, {f"due.{env}": _now()}, [])

@@ -315,10 +315,7 @@ class GcpTarget(Target):
             model = self._due(env)
         else:
             model = self._version(str(version))
-            approval = (model.labels or {}).get("approval")
-            if approval == "rejected" or (self.config.environment(env).approval_required and approval != "approved"):
-                raise StageFailed(f"deploy: version {version} is {approval or 'not approved'}; {env} needs an "
-                                  f"approved version (run `promote --version {version} --to {env}` first)")
+            self.check_deployable(env, str(version), (model.labels or {}).get("approval"))
         settings = self.gcp.environment(env)
         endpoint = self._endpoint(env, create=True)
         serving = endpoint.list_models()
