@@ -9,6 +9,12 @@ Modules, one job each:
 - `gitops`    read a repository, write the result as one commit on a new branch without touching
               the user's branch or working tree
 - `engine`    plan / update / drift of one repository (runs in worker processes)
+- `hosts/`    Git host API clients (GitHub, GitLab, Azure Repos, Bitbucket Cloud)
+- `remote`    hosted repositories: listed by the API, filtered by template, shallow clones in a cache
+- `push`      push an update branch with a lease
+- `publish`   push, then open / update / supersede one update request per repository
+- `status`    `fleet status`: version, versions behind, open request, drift
 - `report`    rich progress bar, summary table and JSON report
 - `command`   the click group
+- `examples/` scheduled CI jobs running `fleet update --push --open-pr`
 """

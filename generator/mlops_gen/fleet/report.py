@@ -84,9 +84,12 @@ def table(results: list[RepoResult], mode: str, root: Path | None = None) -> Tab
     else:
         t.add_column("+ / ~ / -", justify="right")
         t.add_column("conflicts / notes")
-    for result in sorted(results, key=lambda r: (SEVERITY.index(r.status), r.path)):
-        name = result.path
-        if root is not None:
+    requests = any(r.request_state or r.pushed for r in results)
+    if requests:
+        t.add_column("request", overflow="fold")
+    for result in sorted(results, key=lambda r: (SEVERITY.index(r.status), r.name)):
+        name = result.name
+        if root is not None and not result.remote:
             try:
                 name = str(Path(result.path).relative_to(root)) or "."
             except ValueError:
@@ -118,8 +121,18 @@ def table(results: list[RepoResult], mode: str, root: Path | None = None) -> Tab
                 if reason:
                     notes.append(reason)
                 row += [counts, "; ".join(notes)]
+            if requests:
+                row.append(_request(result) if number == 0 else "")
             t.add_row(*row)
     return t
+
+
+def _request(result: RepoResult) -> str:
+    state = result.request_state or result.pushed
+    text = f"{state} {result.request_url}".strip()
+    if result.superseded:
+        text += f" (closed {', '.join(result.superseded)})"
+    return escape(text)
 
 
 def totals(results: list[RepoResult]) -> str:
@@ -129,16 +142,24 @@ def totals(results: list[RepoResult]) -> str:
     branches = Counter(r.branch for r in results if r.branch)
     for branch, count in sorted(branches.items()):
         text += f"\ncommitted on branch {branch} in {count} repositor{'y' if count == 1 else 'ies'}"
+    requests = Counter(r.request_state for r in results if r.request_state)
+    if requests:
+        text += "\nupdate requests: " + ", ".join(f"{n} {state}" for state, n in sorted(requests.items()))
     return text
 
 
-def write_json(path: Path, mode: str, target: str | None, results: list[RepoResult], seconds: float) -> None:
+def write_json(path: Path, mode: str, target: str | None, results: list[RepoResult], seconds: float,
+               requests: dict[str, int] | None = None) -> None:
+    """The report; `requests` counts the API calls per host source (hosted runs)."""
     counts = Counter(r.status for r in results)
+    hosted = sum(1 for r in results if r.remote)
     data = {
         "command": mode,
         "target": target,
         "seconds": round(seconds, 3),
         "summary": {s: counts[s] for s in SEVERITY if counts[s]},
+        "api_requests": requests or {},
+        "api_requests_per_repo": round(sum((requests or {}).values()) / hosted, 2) if hosted else None,
         "conflicts_avoided_by_yaml_merge": sum(len(u.yaml_merged) for r in results for u in r.units),
         "repos": [r.to_dict() for r in sorted(results, key=lambda r: r.path)],
     }
