@@ -31,9 +31,9 @@ def _generated(tmp_path, rendered, cloud: str, **answers):
     return repo
 
 
-def _run(repo, cloud):
+def _run(repo, cloud, *args):
     # The CI file installs the validator as mlops-gen==<version>: this checkout's wheel stands in for the index.
-    out = CliRunner().invoke(ci, ["run", "--provider", cloud, "--repo", str(repo)], env=find_links_env({}),
+    out = CliRunner().invoke(ci, ["run", "--provider", cloud, "--repo", str(repo), *args], env=find_links_env({}),
                              catch_exceptions=False)
     report = json.loads((repo / ".local-ci" / cloud / "report.json").read_text())
     return out, report
@@ -78,3 +78,18 @@ def test_unreachable_gate_fails_at_the_gate_step(tmp_path, rendered, cloud):
     for step in post_build:
         log = Path(step["log"]).read_text()
         assert "skipped (the build failed" in log and "deploy: ok" not in log, log[-500:]
+
+
+# One cloud is enough for the rehearsal of a retraining trigger end to end (the variables of every
+# cloud and event are checked without running, in test_events.py): Cloud Build, whose Pub/Sub trigger
+# for new data chooses the build file and its substitutions.
+def test_new_data_runs_the_retrain_trigger_and_trains_only_on_new_data(tmp_path, rendered):
+    repo = _generated(tmp_path, rendered, "gcp")
+    out, report = _run(repo, "gcp", "--event", "data")
+    assert out.exit_code == 0, out.output
+    assert report["event"]["declared_by"].startswith("infra/gcp/triggers/retrain-data.yaml"), report["event"]
+    assert report["substitutions"]["_RUN_REASON"] == "data"
+    assert report["status"] == "passed" and any(s["name"] == "train" and s["status"] == "passed"
+                                                for s in report["steps"]), [s["name"] for s in report["steps"]]
+    assert report["event"]["payload"].endswith("gcp-data.json")  # bound nowhere: recorded, and said so
+    assert any("recorded only" in note for note in report["event"]["notes"])

@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
 import shlex
@@ -268,6 +269,7 @@ class Runner:
             "Agent.Name": "local",
             "Agent.MachineName": "local",
             "Agent.HomeDirectory": str(tmp),
+            **self.ctx.trigger.predefined,  # Build.Reason, System.PullRequest.* of the event
         })
 
     def add_variables(self, store: CIDict, spec: Any, where: str, evaluator_roots: dict | None = None) -> None:
@@ -755,12 +757,14 @@ def run(ctx: Context, path: Path) -> dict:
     doc = load_yaml(path)
     if not isinstance(doc, dict):
         raise CIUsageError(f"{path.name}: expected a mapping at the top level")
+    # queue-time variables of the event (runReason for a queued run); --var still wins
+    ctx = dataclasses.replace(ctx, variables={**ctx.trigger.variables, **ctx.variables})
     runner = Runner(ctx, path)
     compile_vars = runner.predefined()
     compile_vars.update(ctx.variables)
     declared = {str(p.get("name")) for p in doc.get("parameters") or [] if isinstance(p, dict)} | (
         set(doc["parameters"]) if isinstance(doc.get("parameters"), dict) else set())
-    params = {k: v for k, v in ctx.variables.items() if k in declared}
+    params = {**ctx.trigger.parameters, **{k: v for k, v in ctx.variables.items() if k in declared}}
     expanded = Expander(compile_vars, ctx.variables).pipeline(path, doc, params)
     for key in ("resources", "pool", "container", "services"):
         if key in expanded:
@@ -768,5 +772,5 @@ def run(ctx: Context, path: Path) -> dict:
     stages = build_model(expanded)
     validate(stages)
     result = runner.run(stages, expanded.get("variables"))
-    result["parameters"] = {k: to_str(v) for k, v in params.items()}
+    result["parameters"] = {k: to_str(v) for k, v in params.items() if not isinstance(v, (dict, list))}
     return result

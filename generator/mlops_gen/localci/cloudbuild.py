@@ -128,6 +128,8 @@ def resolve_substitutions(ctx: Context, doc: dict, rel: str) -> tuple[dict, Subs
     used = _references({k: v for k, v in doc.items() if k != "substitutions"}, ("script",))
     values = builtins(ctx, rel)
     values.update(declared)
+    values.update(ctx.trigger.predefined)  # _PR_NUMBER, _HEAD_BRANCH, ... of a pull request
+    values.update(ctx.trigger.variables)  # the trigger's substitutions override the file's
     for key, value in ctx.variables.items():
         if key not in ctx.explicit and key not in declared and key not in used:
             continue  # a repository default (pyproject.toml) applies only to files that use it

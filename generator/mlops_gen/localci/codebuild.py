@@ -145,9 +145,7 @@ def predefined(ctx: Context, build_id: str) -> dict[str, str]:
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
     }
-    if g.branch:
-        env["CODEBUILD_WEBHOOK_HEAD_REF"] = f"refs/heads/{g.branch}"
-        env["CODEBUILD_WEBHOOK_TRIGGER"] = f"branch/{g.branch}"
+    env.update(ctx.trigger.predefined)  # CODEBUILD_WEBHOOK_* of a push or pull request build
     return env
 
 
@@ -183,6 +181,7 @@ def run(ctx: Context, path: Path) -> dict:
     env = dict(ctx.env)
     env.update(predefined(ctx, build_id))
     env.update({str(k): "" if v is None else str(v) for k, v in (env_spec.get("variables") or {}).items()})
+    env.update(ctx.trigger.variables)  # what started the build overrides the buildspec, as in CodeBuild
     env.update(ctx.variables)
     env.update(_secret_values(env_spec, ctx.secrets, path.name))
 

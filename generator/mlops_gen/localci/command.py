@@ -19,6 +19,7 @@ from mlops_gen.azure_expressions import ExprError
 
 from . import pyenv
 from .errors import CIUsageError
+from .events import EVENTS, Event, Trigger, make_event
 from .masking import Masker, secret_values
 from .report import FAILED, Reporter, say, write_report
 from .runtime import Context
@@ -60,6 +61,11 @@ def ci() -> None:
 @click.option("--repo", type=click.Path(file_okay=False, exists=True, path_type=Path), default=".",
               show_default=True, help="The repository; it is copied, never modified (except .local-ci/).")
 @click.option("--file", "ci_file", help="CI file, relative to the repository (default: the service's standard name).")
+@click.option("--event", type=click.Choice(EVENTS), default=None,
+              help="What starts the build (default: push): the service's variables for it, from the "
+                   "triggers the CI file and infra/ declare; an event they do not declare exits 2.")
+@click.option("--payload", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="JSON the data or alarm event delivers (default: a bundled fixture per cloud).")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
               help="Variable / substitution override (repeatable); wins over [tool.mlops-gen.ci-run.vars] "
                    "in the repository's pyproject.toml.")
@@ -78,7 +84,7 @@ def ci() -> None:
 @click.option("--no-venv", is_flag=True, help="Use the current Python instead of an isolated environment.")
 @click.option("--keep-workspace", is_flag=True, help="Keep the copy the build ran in (its path is in the report).")
 @click.option("-v", "--verbose", is_flag=True, help="Print every output line of every step.")
-def run(provider, repo, ci_file, variables, keep_env, allow_cloud, secrets_file, image_maps, no_venv,
+def run(provider, repo, ci_file, event, payload, variables, keep_env, allow_cloud, secrets_file, image_maps, no_venv,
         keep_workspace, verbose) -> None:
     """Run the CI file(s) of a repository locally and report each step.
 
@@ -91,6 +97,7 @@ def run(provider, repo, ci_file, variables, keep_env, allow_cloud, secrets_file,
     console = Console(stderr=False, highlight=False)
     try:
         secrets = _load_secrets(secrets_file)
+        trigger_event = make_event(event, payload)
         if provider:
             path = repo / ci_file if ci_file else find_ci_file(repo, provider)
             if path is None or not path.is_file():
@@ -107,7 +114,8 @@ def run(provider, repo, ci_file, variables, keep_env, allow_cloud, secrets_file,
         codes = []
         for name, path in plan:
             vars_ = {**defaults.get(name, {}), **overrides}
-            codes.append(run_one(name, path, repo, vars_, explicit=set(overrides), keep_env=keep_env,
+            codes.append(run_one(name, path, repo, vars_, explicit=set(overrides), event=trigger_event,
+                                 explicit_file=bool(ci_file), keep_env=keep_env,
                                  allow_cloud=allow_cloud, secrets=secrets, image_map=image_map, use_venv=not no_venv,
                                  keep_workspace=keep_workspace, verbose=verbose, console=console))
     except (CIUsageError, ExprError) as exc:  # an expression that cannot be evaluated: exit 2
@@ -148,9 +156,23 @@ def _load_secrets(path: Path | None) -> dict:
     return data
 
 
+def resolve_trigger(provider: str, event: Event, workspace: Path, rel: Path, git: GitInfo,
+                    explicit_file: bool) -> Trigger:
+    """The variables the service sets for `event`, from what the repository declares (exit 2 when
+    it declares no such trigger). On Cloud Build the trigger also chooses the build file."""
+    from . import azure_template, azure_triggers, cloudbuild_triggers, codebuild_triggers
+
+    if provider == "aws":
+        return codebuild_triggers.resolve(event, workspace, str(rel), git)
+    if provider == "azure":
+        doc = azure_template.load_yaml(workspace / rel)
+        return azure_triggers.resolve(event, doc if isinstance(doc, dict) else {}, str(rel), git)
+    return cloudbuild_triggers.resolve(event, workspace, str(rel) if explicit_file else None, str(rel), git)
+
+
 def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *, explicit: set[str],
-            keep_env: tuple[str, ...], allow_cloud: bool, secrets: dict, image_map: dict[str, str],
-            use_venv: bool, keep_workspace: bool,
+            event: Event | None = None, explicit_file: bool = False, keep_env: tuple[str, ...],
+            allow_cloud: bool, secrets: dict, image_map: dict[str, str], use_venv: bool, keep_workspace: bool,
             verbose: bool, console: Console) -> int:
     """Run one CI file; returns the exit status (0 passed, 1 failed; CIUsageError for 2)."""
     from . import azure, cloudbuild, codebuild
@@ -166,9 +188,16 @@ def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *,
     mask = Masker(secret_values(secrets))
     reporter = Reporter(console, provider, verbose=verbose, mask=mask)
     result: dict = {"result": "failed"}
+    trigger = None
     try:
         workspace = make_workspace(repo, tmp / "workspace")
         rel = path.resolve().relative_to(repo)
+        git = GitInfo.read(repo)
+        trigger = resolve_trigger(provider, event or Event(), workspace, rel, git, explicit_file)
+        if trigger.build_file and Path(trigger.build_file) != rel:
+            rel = Path(trigger.build_file)
+            if not (workspace / rel).is_file():
+                raise CIUsageError(f"{trigger.declared_by} runs {rel}, which is not in {repo}")
         env = sealed_environ(tmp / "home", allow_cloud=allow_cloud, keep=keep_env)
         env[RUN_MARKER] = run_id
         python = sys.executable
@@ -176,16 +205,21 @@ def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *,
         with reporter:  # progress (and, without a terminal, heartbeats) from the environment set-up on
             if use_venv:
                 with reporter.activity("python environment"):
-                    venv = pyenv.prepare(workspace, provider, variables, tmp, reporter.note,
-                                         ci_text=azure.expanded_text(workspace / rel, variables) if provider == "azure"
-                                 else (workspace / rel).read_text(errors="replace"))
+                    ci_text = (azure.expanded_text(workspace / rel, {**trigger.predefined, **trigger.variables,
+                                                                     **variables})
+                               if provider == "azure" else (workspace / rel).read_text(errors="replace"))
+                    venv = pyenv.prepare(workspace, provider, variables, tmp, reporter.note, ci_text=ci_text)
                 env = pyenv.python_env(venv, env)
                 python = str(venv / "bin" / "python")
             setup = time.monotonic() - setup
             ctx = Context(provider=provider, repo=repo, workspace=workspace, out_dir=out_dir, env=env,
-                          git=GitInfo.read(repo), reporter=reporter, run_id=run_id, variables=variables,
-                          secrets=secrets, image_map=image_map, python=python, explicit=explicit, mask=mask)
+                          git=git, reporter=reporter, run_id=run_id, variables=variables,
+                          secrets=secrets, image_map=image_map, python=python, explicit=explicit, mask=mask,
+                          trigger=trigger)
             reporter.note(f"running {rel} in {workspace} (environment ready in {setup:.1f}s)")
+            reporter.note(f"event {trigger.event}: {trigger.declared_by}")
+            for text in trigger.notes:
+                reporter.note(f"event {trigger.event}: {text}")
             if allow_cloud:
                 reporter.note("--allow-cloud: steps see your HOME, credential files and cloud variables")
             try:
@@ -205,6 +239,7 @@ def run_one(provider: str, path: Path, repo: Path, variables: dict[str, str], *,
         **result,
         "failed_steps": failed,
         "variables": variables,
+        "event": trigger.to_json() if trigger else None,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "duration": round(time.time() - started, 3),
         "workspace": str(tmp / "workspace") if keep_workspace else None,

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .events import Trigger
 from .masking import MaskedLog, Masker
 from .report import Reporter, Step
 from .workspace import GitInfo
@@ -34,6 +35,7 @@ class Context:
     python: str = "python3"  # the run's interpreter
     explicit: set[str] = field(default_factory=set)  # variable names given with --var
     mask: Masker = field(default_factory=Masker)  # secret values, masked in every output
+    trigger: Trigger = field(default_factory=lambda: Trigger("push", "default"))  # what started the build
     _counter: int = 0
 
     @property

@@ -41,6 +41,7 @@ class GitInfo:
     message: str
     author: str
     author_email: str
+    default_branch: str = "main"  # origin's HEAD: what pull requests target
 
     @property
     def short_sha(self) -> str:
@@ -65,6 +66,8 @@ class GitInfo:
             _git(repo, "log", "-1", "--format=%s") or "",
             _git(repo, "log", "-1", "--format=%an") or "",
             _git(repo, "log", "-1", "--format=%ae") or "",
+            (_git(repo, "symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD") or "").removeprefix("origin/")
+            or "main",
         )
 
 
