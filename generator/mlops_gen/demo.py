@@ -15,13 +15,15 @@ from pathlib import Path
 
 import click
 
+from mlops_gen.demo_loop import operate
 from mlops_gen.localci.report import HEARTBEAT, elapsed, heartbeat, one_line
 from mlops_gen.render import render
 from mlops_gen.selfwheel import find_links_env
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str], heartbeat_every: float = HEARTBEAT) -> float:
-    """Run `command`; exit the demo when it fails. On a terminal its output goes straight there
+def _run(command: list[str], cwd: Path, env: dict[str, str], heartbeat_every: float = HEARTBEAT,
+         expect: int = 0) -> float:
+    """Run `command`; exit the demo unless it exits with `expect`. On a terminal its output goes straight there
     (a `ci run` draws its live table). Otherwise its output is passed on line by line and, when
     it has been silent for `heartbeat_every` seconds, a line names it with its elapsed time and
     last output line, so a CI log never goes quiet."""
@@ -32,9 +34,9 @@ def _run(command: list[str], cwd: Path, env: dict[str, str], heartbeat_every: fl
         returncode = subprocess.run(command, cwd=cwd, env=env, check=False).returncode
     else:
         returncode = _run_piped(command, cwd, env, heartbeat_every)
-    if returncode != 0:
-        click.secho(f"demo: `{shown}` failed with exit {returncode}", fg="red", err=True)
-        sys.exit(returncode)
+    if returncode != expect:
+        click.secho(f"demo: `{shown}` exited {returncode}, expected {expect}", fg="red", err=True)
+        sys.exit(returncode or 1)
     return time.perf_counter() - started
 
 
@@ -113,6 +115,14 @@ def demo(dest: Path, with_ci: bool) -> None:
     click.secho(f"prediction: POST {deployment['url']}/invocations {json.dumps({'instances': row})[:80]}... "
                 f"-> {prediction!r}", bold=True)
 
+    package = next(p.name for p in (dest / "src").iterdir() if (p / "__main__.py").exists())
+    python = str(dest / ".venv" / "bin" / "python")
+    started = time.perf_counter()
+    loop = operate(dest, deployment["url"],
+                   lambda args, expect: _run([python, "-m", package, *args], dest, env, expect=expect))
+    timings["operate"] = time.perf_counter() - started
+    deployment = json.loads((dest / ".mlops" / "deployments" / "staging.json").read_text())  # the retrained one
+
     if with_ci:
         for ci_file, provider in (("buildspec.yml", "aws"), ("azure-pipelines.yml", "azure"), ("cloudbuild.yaml", "gcp")):
             if (dest / ci_file).exists():
@@ -126,5 +136,6 @@ def demo(dest: Path, with_ci: bool) -> None:
     click.echo(f"endpoint:  {deployment['url']} (model version {deployment['version']}, staging)")
     click.echo(f"predict:   POST {deployment['url']}/invocations {json.dumps({'instances': row})[:80]}...")
     click.echo(f"           -> {prediction!r}")
+    click.echo(f"monitor:   drift found in {loop['drifted']}; report: {loop['report']}")
     click.echo("seconds:   " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     click.echo(f"(the stage table above has each stage's time; stop the server with `make -C {dest} clean`)")

@@ -4,6 +4,7 @@ offline AWS tests (moto server, botocore model checks, SageMaker pipeline defini
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -20,7 +21,10 @@ BIN = Path(sys.executable).parent
 PACKAGE = "my_ml_project"
 STAGE = re.compile(rf'^python -m {PACKAGE} (\w+) --target "\$\{{DEPLOY_TARGET\}}" --(?:env|to) "\$\{{ENVIRONMENT\}}"'
                    r'(?: --release "\$\{RELEASE_RECORD\}")?$')
-# The guards a command may carry: the target switch, "the build so far succeeded", "not a pull request".
+# The guards a command may carry: the target switch, "the build so far succeeded", "not a pull request",
+# "started by a schedule, new data or a drift alarm" (the one guard whose else branch runs the stage too).
+REASONS = ("schedule", "data", "alarm")
+RETRAIN_GUARD = "if " + " || ".join(f'[ "${{RUN_REASON:-push}}" = "{r}" ]' for r in REASONS) + "; then"
 GUARD = re.compile(r'^if (\[ "\$\{DEPLOY_TARGET\}" = "aws" \]|\[ "\$\{PULL_REQUEST:-0\}" != "1" \]'
                    r'|\[ "\$\{CODEBUILD_BUILD_SUCCEEDING:-0\}" = "1" \] && \[ "\$\{PULL_REQUEST:-0\}" != "1" \]'
                    r'|\[ -f "artifacts/deployed-\$\{ENVIRONMENT\}.json" \] && \[ ! -f "artifacts/smoked-\$\{ENVIRONMENT\}.json" \]);'
@@ -49,6 +53,10 @@ def _stage_sequence(commands: list[str]) -> list[str]:
         elif len(lines) == 1 and lines[0].startswith(TOOLS):
             words = lines[0].split()  # python -m TOOL ... | uvx --from SPEC mlops-gen VERB ...
             stages.append(words[2] if words[0] == "python" else words[4])
+        elif lines[0] == RETRAIN_GUARD:  # the same stage either way, --if-new-data on a retraining run
+            assert lines[2] == "else" and lines[-1] == "fi" and len(lines) == 5, command
+            assert lines[1] == f"{lines[3]} --if-new-data" and STAGE.match(lines[3]), command
+            stages.append(STAGE.match(lines[3]).group(1))
         else:  # if <switch>; then <one command> [else echo ...] fi
             assert GUARD.match(lines[0]) and lines[-1] == "fi", command
             body = lines[1:lines.index("else")] if "else" in lines else lines[1:-1]
@@ -76,6 +84,7 @@ def test_buildspec_is_a_thin_sequencer_with_one_switch(repo: Path) -> None:
     assert _stage_sequence(phases["pre_build"]["commands"]) == ["ruff", "validate", "pytest"]
     # pull requests stop after the gate: register, deploy and smoke are guarded by PULL_REQUEST
     assert _stage_sequence(phases["build"]["commands"]) == ["train", "evaluate", "gate", "register?", "pipeline?"]
+    assert spec["env"]["variables"]["RUN_REASON"] == "push"
     assert "--print-definition > artifacts/sagemaker-pipeline.json" in phases["build"]["commands"][-1]
     assert _stage_sequence(phases["post_build"]["commands"]) == ["deploy?", "smoke?"]
     assert all("CODEBUILD_BUILD_SUCCEEDING" in c and "PULL_REQUEST" in c for c in phases["post_build"]["commands"])
@@ -84,7 +93,8 @@ def test_buildspec_is_a_thin_sequencer_with_one_switch(repo: Path) -> None:
     assert spec["cache"]["paths"] == [spec["env"]["variables"]["PIP_CACHE_DIR"] + "/**/*"]
     assert spec["artifacts"]["files"] == ["**/*"]
     text = (repo / "buildspec.yml").read_text()
-    assert "|| true" not in text and "on-failure" not in text and "| " not in text.replace("- |", "")
+    assert "|| true" not in text and "on-failure" not in text
+    assert "| " not in text.replace("- |", "").replace("] || [", "] or ["), "a pipe hides the status of its left side"
 
 
 def test_prod_buildspec_deploys_exactly_the_version_staging_smoke_tested(repo: Path) -> None:
@@ -147,12 +157,23 @@ def test_stack_wiring_and_security(repo: Path) -> None:
         if resource["Type"] != "AWS::IAM::Role":
             continue
         for policy in resource["Properties"].get("Policies", []):
-            for statement in policy["PolicyDocument"]["Statement"]:
+            for statement in _unconditional(policy["PolicyDocument"]["Statement"]):
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 assert not [a for a in actions if a == "*" or a.endswith(":*")], (name, actions)
                 if "iam:PassRole" in actions:
                     assert statement["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
     assert "aws cloudformation deploy" in text  # the one documented command
+
+
+def _unconditional(statements: list) -> list[dict]:
+    """Statements with `!If [condition, statement, AWS::NoValue]` taken as their statement."""
+    out = []
+    for statement in statements:
+        if set(statement) == {"Fn::If"}:
+            out += [s for s in statement["Fn::If"][1:] if s != {"Ref": "AWS::NoValue"}]
+        else:
+            out.append(statement)
+    return out
 
 
 def test_render_without_aws_has_no_aws_files(tmp_path: Path) -> None:
@@ -166,7 +187,91 @@ def test_render_without_aws_has_no_aws_files(tmp_path: Path) -> None:
 def test_generated_aws_suite_passes_offline(repo: Path) -> None:
     python = project_python(repo, ["local", "dev", "aws"], label="aws")
     run = run_generated_tests(repo, python, "-p", "no:logging", "-W", "ignore::DeprecationWarning",
-                              "tests/test_aws.py")
+                              "tests/test_aws.py", "tests/test_aws_monitor.py")
     tail = run.stdout[-3000:] + run.stderr[-2000:]
     assert run.returncode == 0, tail
     assert re.search(r"\b\d+ passed\b", run.stdout) and "skipped" not in run.stdout, tail
+
+
+@pytest.mark.parametrize(("reason", "if_new_data"), [
+    (None, False), ("push", False), ("pull_request", False), ("schedule", True), ("data", True), ("alarm", True)])
+def test_train_adds_if_new_data_exactly_on_a_retraining_run(repo: Path, reason, if_new_data: bool) -> None:
+    """The train step of buildspec.yml, run by bash with `python` echoing its arguments."""
+    [train] = [c for c in _buildspec(repo, "buildspec.yml")["phases"]["build"]["commands"] if " train " in c]
+    env = {"PATH": "/usr/bin:/bin", "DEPLOY_TARGET": "aws", "ENVIRONMENT": "staging", **({"RUN_REASON": reason} if reason else {})}
+    run = subprocess.run(["bash", "-euc", f'python() {{ echo "$@"; }}\n{train}'], env=env, capture_output=True,
+                         text=True, check=True)
+    assert run.stdout.split() == ["-m", PACKAGE, "train", "--target", "aws", "--env", "staging",
+                                  *(["--if-new-data"] if if_new_data else [])]
+
+
+def _statements(role: dict) -> list[dict]:
+    return [s for p in role["Properties"]["Policies"] for s in _unconditional(p["PolicyDocument"]["Statement"])]
+
+
+def test_stack_alerts_a_person_and_retrains_without_one(repo: Path) -> None:
+    template, errors = decode_str((repo / "infra" / "aws" / "pipeline.yaml").read_text())
+    assert not errors
+    resources, parameters = template["Resources"], template["Parameters"]
+    # alarms reach the AlertEmail (alerts.email): a subscription only when one is given
+    assert parameters["AlertEmail"]["Default"] == ""
+    assert resources["AlertSubscription"]["Condition"] == "AlertByEmail"
+    assert resources["AlertSubscription"]["Properties"]["Endpoint"] == {"Ref": "AlertEmail"}
+    alarms = {r["Properties"]["AlarmName"]["Fn::Sub"]: r["Properties"] for r in resources.values()
+              if r["Type"] == "AWS::CloudWatch::Alarm"}
+    for env in ("staging", "prod"):
+        errors_alarm = alarms[f"${{ModelName}}-{env}-alert-5xx"]
+        latency = alarms[f"${{ModelName}}-{env}-alert-p99-latency"]
+        assert (errors_alarm["MetricName"], latency["MetricName"]) == ("Invocation5XXErrors", "ModelLatency")
+        assert latency["ExtendedStatistic"] == "p99"
+        assert {"Name": "EndpointName", "Value": {"Fn::Sub": f"${{ModelName}}-{env}"}} in latency["Dimensions"]
+        assert errors_alarm["AlarmActions"] == latency["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    # CodeBuild hands the topic to deploy, which creates the per-feature drift alarms
+    for project in ("BuildProject", "ProdDeployProject"):
+        variables = resources[project]["Properties"]["Environment"]["EnvironmentVariables"]
+        assert {"Name": "ALERT_TOPIC_ARN", "Value": {"Ref": "AlertTopic"}} in variables
+
+    # one pipeline variable says why a run started; the build gets it as RUN_REASON
+    pipeline = resources["Pipeline"]["Properties"]
+    assert pipeline["ExecutionMode"] == "SUPERSEDED"  # a burst of triggers makes at most one more run
+    assert pipeline["Variables"] == [{"Name": "RUN_REASON", "DefaultValue": "push", "Description": pipeline["Variables"][0]["Description"]}]
+    build = pipeline["Stages"][1]["Actions"][0]["Configuration"]
+    assert json.loads(build["EnvironmentVariables"]) == [
+        {"name": "RUN_REASON", "value": "#{variables.RUN_REASON}", "type": "PLAINTEXT"}]
+    starter = resources["RetrainStarter"]["Properties"]
+    task = starter["Definition"]["States"]["StartPipeline"]
+    assert task["Resource"] == "arn:aws:states:::aws-sdk:codepipeline:startPipelineExecution"
+    assert task["Parameters"]["Variables"] == [{"Name": "RUN_REASON", "Value.$": "$.reason"}]
+    assert starter["DefinitionSubstitutions"] == {"PipelineName": {"Ref": "Pipeline"}}
+    # the three triggers, each naming its reason, through a role that may start the starter and nothing else
+    schedule = resources["RetrainOnScheduleRule"]
+    assert schedule["Type"] == "AWS::Scheduler::Schedule" and schedule["Condition"] == "RetrainOnSchedule"
+    assert schedule["Properties"]["ScheduleExpressionTimezone"] == "UTC"
+    targets = {"schedule": schedule["Properties"]["Target"],
+               "data": resources["RetrainOnNewDataRule"]["Properties"]["Targets"][0],
+               "alarm": resources["RetrainOnDriftRule"]["Properties"]["Targets"][0]}
+    for reason, target in targets.items():
+        assert json.loads(target["Input"]) == {"reason": reason}
+        assert target["Arn"] == {"Ref": "RetrainStarter"}
+        assert target["RoleArn"] == {"Fn::GetAtt": ["RetrainTriggerRole", "Arn"]}
+    data = resources["RetrainOnNewDataRule"]
+    assert data["Condition"] == "RetrainOnNewData"
+    assert data["Properties"]["EventPattern"]["detail-type"] == ["Object Created"]
+    assert data["Properties"]["EventPattern"]["detail"]["object"]["key"] == [{"prefix": {"Ref": "DataPrefix"}}]
+    drift = resources["RetrainOnDriftRule"]["Properties"]["EventPattern"]
+    assert drift["detail"]["alarmName"] == [{"prefix": {"Fn::Sub": "${ModelName}-prod-drift-"}}]
+    assert drift["detail"]["state"] == {"value": ["ALARM"]}
+    [trigger] = _statements(resources["RetrainTriggerRole"])
+    assert (trigger["Action"], trigger["Resource"]) == ("states:StartExecution", {"Ref": "RetrainStarter"})
+    [start] = _statements(resources["RetrainStarterRole"])
+    assert start["Action"] == "codepipeline:StartPipelineExecution" and "${Pipeline}" in start["Resource"]["Fn::Sub"]
+
+
+def test_stack_schedule_default_is_mlops_yaml_default_in_aws_cron(repo: Path) -> None:
+    """The stack's RetrainSchedule default is monitoring.retrain_schedule of the rendered mlops.yaml,
+    converted by the generated package's own converter (the helper that fills it on deploy)."""
+    template, _ = decode_str((repo / "infra" / "aws" / "pipeline.yaml").read_text())
+    cron = yaml.safe_load((repo / "mlops.yaml").read_text())["monitoring"]["retrain_schedule"]
+    run = subprocess.run([sys.executable, "-c", f"from {PACKAGE}.targets.aws.schedule import aws_cron; print(aws_cron({cron!r}))"],
+                         env={"PYTHONPATH": str(repo / "src"), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True)
+    assert template["Parameters"]["RetrainSchedule"]["Default"] == run.stdout.strip() == "cron(0 3 ? * MON *)"

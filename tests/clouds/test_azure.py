@@ -4,6 +4,7 @@ infra/azure/setup.sh against a fake az CLI, and the generated repo's own offline
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -184,6 +185,16 @@ case "$*" in
   "pipelines list"*) if [ -f "$AZ_LOG.pipeline" ]; then echo 42; fi ;;
   "pipelines create"*) touch "$AZ_LOG.pipeline" ;;
   "devops user show"*) echo user-id ;;
+  "devops project show"*) echo project-id ;;
+  "logic workflow create"*)
+    while [ "$#" -gt 0 ]; do if [ "$1" = --definition ]; then cat "$2" > "$AZ_LOG.workflow.json"; fi; shift; done ;;
+  "logic workflow show"*principalId*) echo workflow-principal ;;
+  "rest --method post"*listCallbackUrl*) echo "https://logic.example/workflows/w/triggers/eventGrid/run?sig=abc" ;;
+  "monitor action-group show"*) echo /subscriptions/x/resourceGroups/rg/providers/microsoft.insights/actionGroups/ag ;;
+  "ml online-endpoint show --name my-ml-project-prod"*) echo /subscriptions/x/onlineEndpoints/my-ml-project-prod ;;
+  "ml online-endpoint show"*) exit 1 ;;
+  "storage account show"*location*) echo westeurope ;;
+  "storage account show"*) echo /subscriptions/x/storageAccounts/data ;;
 esac
 exit 0
 """
@@ -196,7 +207,8 @@ def test_setup_script_against_a_fake_az(v2: Path, tmp_path: Path) -> None:
     fake.chmod(0o755)
     log = tmp_path / "az.log"
     env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}", "AZ_LOG": str(log),
-           "ORG": "https://dev.azure.com/contoso", "PROJECT": "ml", "REPO": "my-ml-project", "APPROVER": "a@b.c"}
+           "ORG": "https://dev.azure.com/contoso", "PROJECT": "ml", "REPO": "my-ml-project", "APPROVER": "a@b.c",
+           "ALERT_EMAIL": "ops@example.com", "DATA_ACCOUNT": "data", "DATA_CONTAINER": "landing"}
     run = subprocess.run(["bash", str(v2 / "infra" / "azure" / "setup.sh")], check=False, env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -208,7 +220,66 @@ def test_setup_script_against_a_fake_az(v2: Path, tmp_path: Path) -> None:
     assert any("federated-credential create" in c and "sc://org/project/conn" in c for c in calls)
     assert sum("--http-method POST" in c and "environments" in c for c in calls) == 2
     assert any(c.startswith("az pipelines create --name my-ml-project") for c in calls)
-    assert any("PipelinesChecks" in c for c in calls)
+    assert sum("PipelinesChecks" in c for c in calls) == 3  # the approval, and an exclusive lock per environment
+    # alarms: an action group e-mailing alerts.email; metric alerts on the endpoints that exist
+    assert any(c.startswith("az monitor action-group create") and "--action email owner ops@example.com" in c
+               for c in calls)
+    alerts = [c for c in calls if c.startswith("az monitor metrics alert create")]
+    assert len(alerts) == 2 and all("onlineEndpoints/my-ml-project-prod" in c for c in alerts)
+    assert any("statusCodeClass includes 5xx" in c for c in alerts) and any("RequestLatency_P99" in c for c in alerts)
+    assert "my-ml-project-staging is not deployed yet" in run.stdout
+    # retraining: the Logic App, fed by the prod monitor's breaches and by blobs created in the data container
+    assert any(c.startswith("az logic workflow create") and "--mi-system-assigned" in c for c in calls)
+    workflow = json.loads(Path(f"{log}.workflow.json").read_text())
+    assert workflow["definition"] == json.loads((v2 / "infra" / "azure" / "retrain-trigger.json").read_text())
+    assert {k: v["value"] for k, v in workflow["parameters"].items()} == {
+        "organization": "https://dev.azure.com/contoso", "project": "ml", "pipelineId": 42}
+    (drift,) = [c for c in calls if "event-subscription create" in c and "-drift" in c]
+    assert "--included-event-types Microsoft.MachineLearningServices.RunStatusChanged" in drift
+    assert "data.RunTags.azureml_modelmonitor_threshold_breached StringContains my_ml_project_prod_monitor_" in drift
+    (data,) = [c for c in calls if "event-subscription create" in c and "-data" in c]
+    assert "Microsoft.Storage.BlobCreated" in data and "/containers/landing/blobs/" in data
+    assert "sig=" not in (v2 / "infra" / "azure" / "setup.sh").read_text()
+
+
+def test_retrain_trigger_queues_the_pipeline_keylessly_unless_a_run_is_going(v2: Path) -> None:
+    flow = json.loads((v2 / "infra" / "azure" / "retrain-trigger.json").read_text())
+    assert flow["triggers"]["eventGrid"]["type"] == "Request"
+    validation = flow["actions"]["Validate_subscription"]
+    assert "SubscriptionValidationEvent" in json.dumps(validation["expression"])
+    assert "validationResponse" in validation["actions"]["Answer_validation"]["inputs"]["body"]
+    work = validation["else"]["actions"]
+    assert "statusFilter=notStarted,inProgress" in work["Runs_in_progress"]["inputs"]["uri"]
+    guard = work["Queue_unless_running"]
+    assert guard["actions"]["Skipped"]["inputs"]["body"].startswith("skipped: run")
+    run = guard["else"]["actions"]["Run_pipeline"]["inputs"]
+    assert run["method"] == "POST" and "/_apis/pipelines/" in run["uri"] and run["uri"].endswith("/runs?api-version=7.1")
+    reason = run["body"]["templateParameters"]["runReason"]
+    assert "Microsoft.Storage.BlobCreated" in reason and "'data'" in reason and "'alarm'" in reason
+    calls = [work["Runs_in_progress"]["inputs"], run]
+    for http in calls:  # the workflow's managed identity, for Azure DevOps: no key, token or PAT
+        assert http["authentication"] == {"type": "ManagedServiceIdentity",
+                                          "audience": "499b84ac-1321-427f-aa17-267ca6975798"}
+    text = json.dumps(flow).lower()
+    assert "authorization" not in text and "sig=" not in text
+
+
+def test_pipeline_retrains_on_schedule_data_and_alarm(v2: Path) -> None:
+    pipeline = _pipeline(v2)
+    mlops = yaml.safe_load((v2 / "mlops.yaml").read_text())
+    (schedule,) = pipeline["schedules"]
+    assert schedule["cron"] == mlops["monitoring"]["retrain_schedule"] and schedule["always"] == "true"
+    assert schedule["branches"]["include"] == ["main"]
+    assert pipeline["lockBehavior"] == "sequential"
+    (parameter,) = pipeline["parameters"]
+    assert parameter["name"] == "runReason" and parameter["default"] == "auto"
+    assert set(parameter["values"]) == {"auto", "push", "pull_request", "schedule", "data", "alarm"}
+    reason = pipeline["variables"]["runReason"]
+    assert "${{ parameters.runReason }}" in reason and "'Schedule'), 'schedule'" in reason
+    (train,) = [r for r in _runs(pipeline, "Train")]
+    first = train["script"].splitlines()[0]
+    assert first == 'case "$(runReason)" in schedule|data|alarm) only_new=--if-new-data ;; *) only_new= ;; esac'
+    assert 'train --target "$(deployTarget)" $only_new' in train["script"]
 
 
 @pytest.mark.slow
@@ -219,8 +290,8 @@ def test_generated_repo_passes_its_own_tests(flavour: str, label: str, request) 
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     python = project_python(repo, ["local", "dev", "azure"], label=label)
     # Only the Azure tests: the rest of the generated suite is the foundation's, tested there.
-    tests = "tests/test_azure_v1.py" if flavour == "v1" else "tests/test_azure.py"
-    run = run_generated_tests(repo, python, "-W", "ignore", tests)
+    tests = ["tests/test_azure_v1.py"] if flavour == "v1" else ["tests/test_azure.py", "tests/test_azure_monitor.py"]
+    run = run_generated_tests(repo, python, "-W", "ignore", *tests)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
     summary = run.stdout.strip().splitlines()[-1]
     assert "passed" in summary and "skipped" not in summary and "deselected" not in summary, summary

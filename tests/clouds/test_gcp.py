@@ -23,7 +23,8 @@ from tests.helpers import project_python, render, run_generated_tests
 
 BIN = Path(sys.executable).parent
 BUILD_FILES = ("cloudbuild.yaml", "cloudbuild.prod.yaml")
-TRIGGERS = ("pull-request", "staging", "prod")
+TRIGGERS = ("pull-request", "staging", "prod", "retrain-schedule", "retrain-data", "retrain-alarm")
+RETRAIN = {"retrain-schedule": "schedule", "retrain-data": "data", "retrain-alarm": "alarm"}
 # Substitutions Cloud Build defines itself (https://cloud.google.com/build/docs/configuring-builds/substitute-variable-values)
 BUILT_IN = {"PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION", "TRIGGER_NAME", "COMMIT_SHA", "REVISION_ID",
             "SHORT_SHA", "REPO_NAME", "REPO_FULL_NAME", "BRANCH_NAME", "TAG_NAME", "REF_NAME",
@@ -87,11 +88,39 @@ def test_trigger_files_parse_strictly_into_build_trigger(which: str, request) ->
         data = _load(repo / "infra" / "gcp" / "triggers" / f"{trigger}.yaml")
         message = json_format.ParseDict(data, BuildTrigger.pb(BuildTrigger()))
         assert re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{0,63}", message.name), message.name
-        assert (repo / message.filename).is_file()
+        filename = message.filename or message.git_file_source.path
+        assert (repo / filename).is_file()
         assert re.fullmatch(r"projects/[a-z0-9-]+/serviceAccounts/cloudbuild-runner@[a-z0-9-]+\.iam\.gserviceaccount\.com",
                             message.service_account)
-        build = _load(repo / message.filename)
+        build = _load(repo / filename)
         assert set(message.substitutions) <= set(build["substitutions"]), trigger
+
+
+@pytest.mark.parametrize("which", ["repo", "odd"])
+def test_retrain_triggers_build_the_default_branch_with_their_reason(which: str, request) -> None:
+    """Scheduled (run by Cloud Scheduler), new-data and drift-alarm (Pub/Sub) triggers: BuildTrigger messages
+    that build the default branch's cloudbuild.yaml with _RUN_REASON set to their event."""
+    repo = request.getfixturevalue(which)
+    branch = "release/2.x" if which == "odd" else "main"
+    staging = _load(repo / "infra" / "gcp" / "triggers" / "staging.yaml")
+    owner, name = staging["github"]["owner"], staging["github"]["name"]
+    for trigger, reason in RETRAIN.items():
+        message = json_format.ParseDict(_load(repo / "infra" / "gcp" / "triggers" / f"{trigger}.yaml"),
+                                        BuildTrigger.pb(BuildTrigger()))
+        assert message.substitutions["_RUN_REASON"] == reason
+        assert {k: v for k, v in message.substitutions.items() if k != "_RUN_REASON"} == \
+            {k: v for k, v in staging["substitutions"].items() if k != "_RUN_REASON"}
+        assert message.source_to_build.ref == message.git_file_source.revision == f"refs/heads/{branch}"
+        assert message.source_to_build.uri == message.git_file_source.uri == f"https://github.com/{owner}/{name}"
+        assert message.git_file_source.path == "cloudbuild.yaml"
+        topic = message.pubsub_config.topic
+        if reason == "schedule":
+            assert not message.HasField("pubsub_config") and not message.HasField("github")
+        else:
+            suffix = {"data": "-new-data", "alarm": "-drift-alarm"}[reason]
+            assert re.fullmatch(rf"projects/[a-z0-9-]+/topics/[a-zA-Z][a-zA-Z0-9-]*{suffix}", topic), topic
+    assert staging["substitutions"]["_RUN_REASON"] == "push"
+    assert _load(repo / "infra" / "gcp" / "triggers" / "pull-request.yaml")["substitutions"]["_RUN_REASON"] == "pull_request"
 
 
 def test_mlops_gen_validate_accepts_the_gcp_files(repo: Path) -> None:
@@ -130,9 +159,10 @@ def test_steps_are_thin_pinned_and_fail_loudly(repo: Path, name: str) -> None:
             commands = script.splitlines()[1:]
             if step["id"] == "install":
                 assert '".[${_DEPLOY_TARGET}' in script and "python -m venv .venv" in script
-            else:  # stages on the one switch, guarded by the pull-request switch or rolled back on failure
+            else:  # stages on the one switch, guarded by the pull-request switch or the run reason, or rolled back
                 stages = [c.split()[c.split().index("-m") + 2] for c in commands if "my_ml_project" in c]
-                assert stages in (["register"], ["deploy", "smoke"], ["deploy", "smoke", "rollback"]), stages
+                assert stages in (["register"], ["deploy", "smoke"], ["deploy", "smoke", "rollback"],
+                                  ["train", "train"]), stages
                 assert all('--target "${_DEPLOY_TARGET}"' in c for c in commands if "my_ml_project" in c)
                 assert all(c.strip().startswith(("if ", "fi", "else", "echo ", "exit 1", ".venv/bin/python",
                                                   "--record", "--release")) for c in commands), commands
@@ -152,7 +182,15 @@ def test_staging_build_order_and_parallel_checks(repo: Path) -> None:
     assert steps["lint"]["waitFor"] == steps["validate"]["waitFor"] == steps["unit-tests"]["waitFor"] == ["install"]
     assert steps["lint"]["args"][:3] == ["-m", "ruff", "check"]
     assert steps["unit-tests"]["args"][:2] == ["-m", "pytest"]
-    assert sorted(steps["train"]["waitFor"]) == ["lint", "unit-tests", "validate"]
+    assert sorted(steps["train"]["waitFor"]) == ["lint", "retrain-guard", "unit-tests", "validate"]
+    assert steps["retrain-guard"]["waitFor"] == ["install"]
+    # a schedule, new data or a drift alarm trains only new data; a push or pull request always trains
+    train = steps["train"]["args"][-1].splitlines()
+    retrain = next(i for i, line in enumerate(train) if '"${_RUN_REASON}" = "schedule"' in line)
+    assert all(f'"${{_RUN_REASON}}" = "{r}"' in train[retrain] for r in ("schedule", "data", "alarm"))
+    assert train[retrain + 1].rstrip().endswith("--if-new-data") and train[retrain + 2].strip() == "else"
+    assert "--if-new-data" not in train[retrain + 3]
+    assert build["substitutions"]["_RUN_REASON"] == "push"
     assert steps["validate"]["entrypoint"] == ".venv/bin/uvx"
     assert steps["validate"]["args"] == ["--from", "mlops-gen==0.1.0", "mlops-gen", "validate", "--strict", "."]
     for before, after in itertools.pairwise(STAGES):
@@ -210,30 +248,95 @@ def test_config_and_serving_image_follow_the_answers(odd: Path) -> None:
     assert _load(odd / "cloudbuild.yaml")["steps"][0]["name"].startswith("python:3.12.")
 
 
+def _fake_cli(folder: Path, log: Path) -> dict:
+    """gcloud and bq that log their arguments: `describe`/`show` say "not found" (so every resource is
+    created) except the project's number and a trigger's id, which later commands need; lists are empty."""
+    folder.mkdir(exist_ok=True)
+    gcloud = folder / "gcloud"
+    gcloud.write_text(f"""#!/usr/bin/env bash
+echo "gcloud $*" >> {log}
+case " $* " in
+  *" projects describe "*) echo 123456789012 ;;
+  *" builds triggers describe "*) echo 0f1e2d3c-trigger-id ;;
+  *" describe "*) exit 1 ;;
+  *" channels create "*) echo "projects/p/notificationChannels/$RANDOM" ;;
+esac
+exit 0
+""")
+    bq = folder / "bq"
+    bq.write_text(f'#!/usr/bin/env bash\necho "bq $*" >> {log}\n[[ " $* " == *" show "* ]] && exit 1\nexit 0\n')
+    for tool in (gcloud, bq):
+        tool.chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}", "PYTHON": sys.executable}
+
+
+def _set_mlops(repo: Path, **values) -> None:
+    config = _load(repo / "mlops.yaml")
+    for dotted, value in values.items():
+        node = config
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    (repo / "mlops.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
 def test_setup_script_against_a_fake_gcloud(repo: Path, tmp_path: Path) -> None:
     script = repo / "infra" / "gcp" / "setup.sh"
-    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    for name in ("setup.sh", "operate.sh"):
+        assert subprocess.run(["bash", "-n", str(repo / "infra" / "gcp" / name)]).returncode == 0
     log = tmp_path / "calls.log"
-    fake = tmp_path / "bin" / "gcloud"
-    fake.parent.mkdir()
-    # `describe` says "not found" so that every resource is created; everything else succeeds.
-    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n[[ " $* " == *" describe "* ]] && exit 1\nexit 0\n')
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    env = _fake_cli(tmp_path / "bin", log)
     run = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
-    calls = log.read_text().splitlines()
+    calls = [c.removeprefix("gcloud ") for c in log.read_text().splitlines()]
     assert any(c.startswith("storage buckets create gs://my-ml-project-ml-mlops") for c in calls)
-    assert sum(c.startswith("iam service-accounts create") for c in calls) == 2
+    assert sum(c.startswith("iam service-accounts create") for c in calls) == 3  # builder, runtime, retrain invoker
     imported = [c for c in calls if c.startswith("builds triggers import")]
-    assert len(imported) == 3 and all(os.path.isfile(c.split("--source ")[1]) for c in imported)
+    assert len(imported) == 6 and all(os.path.isfile(c.split("--source ")[1]) for c in imported)
     roles = " ".join(c for c in calls if "add-iam-policy-binding" in c)
     assert "roles/owner" not in roles and "roles/editor" not in roles
     assert "roles/iam.serviceAccountUser" in roles
     assert not any("keys create" in c for c in calls)  # keyless
+    # topics exist before the Pub/Sub triggers are imported
+    topics = [i for i, c in enumerate(calls) if c.startswith("pubsub topics create")]
+    assert len(topics) == 2 and max(topics) < calls.index(imported[0])
+    # operate: the capture dataset, alert policies from the files, the schedule, no e-mail channel (none set)
+    assert any(c.startswith("bq ") and " mk --dataset " in c and c.endswith(":mlops_capture") for c in calls)
+    created = [c for c in calls if c.startswith("alpha monitoring policies create")]
+    files = sorted(c.split("--policy-from-file ")[1].split()[0] for c in created)
+    assert files == sorted(str(p) for p in (repo / "infra" / "gcp" / "alerts").glob("*.yaml"))
+    drift = next(c for c in created if c.split("--policy-from-file ")[1].startswith(str(repo / "infra/gcp/alerts/drift")))
+    assert "--notification-channels projects/p/notificationChannels/" in drift
+    assert not any("type email" in c for c in calls) and "alerts.email is empty" in run.stdout
+    schedule = next(c for c in calls if c.startswith("scheduler jobs create http"))
+    assert "--schedule 0 3 * * 1 --time-zone Etc/UTC" in schedule
+    assert "/locations/global/triggers/0f1e2d3c-trigger-id:run" in schedule
+    assert "--oauth-service-account-email retrain-invoker@" in schedule
+    assert "not on Cloud Storage" in run.stdout  # the default data is not in a bucket: no notification
     failing = tmp_path / "bin" / "gcloud"
     failing.write_text("#!/usr/bin/env bash\nexit 3\n")
     assert subprocess.run(["bash", str(script)], env=env, capture_output=True).returncode != 0
+
+
+def test_operate_reads_alert_email_schedule_and_data_from_mlops_yaml(repo: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(repo, tmp_path / "repo"))
+    _set_mlops(copy, alerts__email="ml-team@example.com", monitoring__retrain_schedule=None,
+               data__source="gs://acme-data/fraud/transactions-*.csv")
+    log = tmp_path / "calls.log"
+    env = _fake_cli(tmp_path / "bin", log)
+    env.update(PROJECT_ID="p-1", REGION="europe-west4", BUCKET="b-1", PREFIX="fraud", BUILDER="x@p-1.iam.gserviceaccount.com")
+    run = subprocess.run(["bash", str(copy / "infra" / "gcp" / "operate.sh")], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    calls = [c.removeprefix("gcloud ") for c in log.read_text().splitlines()]
+    email = next(c for c in calls if c.startswith("beta monitoring channels create --project p-1 --type email"))
+    assert "--channel-labels email_address=ml-team@example.com" in email
+    for created in (c for c in calls if c.startswith("alpha monitoring policies create")):
+        assert "--notification-channels projects/p/notificationChannels/" in created
+    assert not any(c.startswith("scheduler jobs create") for c in calls)  # retrain_schedule: null
+    notification = next(c for c in calls if c.startswith("storage buckets notifications create gs://acme-data"))
+    assert "--topic projects/p-1/topics/fraud-new-data --event-types OBJECT_FINALIZE" in notification
+    assert notification.endswith("--object-prefix fraud/transactions-")
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,9 @@ from .errors import ConfigError, StageFailed
 from .targets import AVAILABLE, get_target
 
 STAGES = ("train", "evaluate", "gate", "register", "deploy", "smoke", "promote", "rollback", "serve",
-          "pipeline", "undeploy")
+          "pipeline", "undeploy", "monitor", "batch", "import-model")
+# The stages of a run that `train --if-new-data` ended: they say so and exit 0.
+AFTER_TRAIN = ("evaluate", "gate", "register", "deploy", "smoke", "promote")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -27,7 +30,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--env", default="staging", help="environment from mlops.yaml (default: staging)")
     parser.add_argument("--config", default="mlops.yaml", type=Path)
     parser.add_argument("--version", dest="model_version",
-                        help="promote/deploy: this version (promote default: staging's)")
+                        help="promote/deploy/batch: this version (promote default: staging's; batch: --env's)")
     parser.add_argument("--to", default="prod", help="promote: the environment to promote to")
     parser.add_argument("--release", metavar="RECORD",
                         help="promote/deploy: exactly the version a smoke test passed, from its record "
@@ -44,6 +47,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
                              ("--max-batch-size", int, "rows per predict call; 1 turns batching off"),
                              ("--max-batch-wait-ms", float, "longest wait to fill a batch")):
         parser.add_argument(flag, type=kind, help=f"serve: {what} (default: mlops.yaml serving:)")
+    parser.add_argument("--if-new-data", action="store_true",
+                        help="train: only when the data differs from the champion's (scheduled and triggered "
+                             "runs); otherwise say 'no new data' and let the run's later stages skip")
+    parser.add_argument("--input", metavar="PATH_OR_URI",
+                        help="batch: the file or folder of rows to score (CSV, Parquet, JSON lines); monitor: "
+                             "judge this file of rows instead of captured traffic")
+    parser.add_argument("--output", metavar="PATH_OR_URI", help="batch: where the scores go (.csv, .parquet, .jsonl)")
+    parser.add_argument("--from", dest="source", metavar="PATH_OR_URI",
+                        help="import-model: a joblib file of a fitted scikit-learn model, or a model bundle folder")
+    for flag, what in (("--capture-dir", "append captured requests (JSON lines) here"),
+                       ("--capture-percent", "share of requests captured (default 100 with --capture-dir)"),
+                       ("--capture-max-mb", "disk the capture may use (default: mlops.yaml monitoring:)")):
+        parser.add_argument(flag, type=Path if flag == "--capture-dir" else float, help=f"serve: {what}")
     parser.add_argument("--allow-schema-change", action="store_true",
                         help="deploy: accept a model whose input schema differs from the one serving")
     parser.add_argument("--print-definition", action="store_true",
@@ -84,6 +100,18 @@ def _limits(args: argparse.Namespace):
     return Limits(**{k: v for k, v in values.items() if k in {f.name for f in fields(Limits)}})
 
 
+def _capture(args: argparse.Namespace):
+    """serve --capture-dir: the request recorder (sampling and disk budget from flags or mlops.yaml)."""
+    if args.capture_dir is None:
+        return None
+    from .monitoring.capture import CaptureWriter
+
+    monitoring = config_lib.load(args.config, deep=False).monitoring if args.config.exists() else None
+    max_mb = args.capture_max_mb or (monitoring.capture_max_mb if monitoring else 256)
+    percent = 100 if args.capture_percent is None else args.capture_percent
+    return CaptureWriter(args.capture_dir, percent, max_mb, os.environ.get("MODEL_VERSION", "unknown"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     root = Path.cwd()
@@ -93,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
 
             if not (args.model_dir / "model.joblib").exists():
                 raise ConfigError(f"--model-dir: {args.model_dir}/model.joblib not found; run `train` first")
-            serve(args.model_dir, args.host, args.port, args.state_file, args.health_port, _limits(args))
+            serve(args.model_dir, args.host, args.port, args.state_file, args.health_port, _limits(args),
+                  _capture(args))
             return 0
         # Only the stages that build the model or call a cloud pay for the checks that import
         # scikit-learn or botocore's service models.
-        config = config_lib.load(args.config, deep=args.stage in ("train", "evaluate", "pipeline")
+        config = config_lib.load(args.config, deep=args.stage in ("train", "evaluate", "pipeline", "import-model")
                                  or args.target != "local")
         target = get_target(args.target, config, root)
         started = time.perf_counter()
@@ -106,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(target.pipeline_definition(), indent=2))
             else:
                 run_pipeline(config, target, root, args.env)
+            return 0
+        skipped = stages.skipped_for_no_new_data(root) if args.stage in AFTER_TRAIN else None
+        if skipped is not None:
+            print(f"{args.stage}: skipped: no new data since champion version {skipped['champion']} "
+                  f"({stages.ARTIFACTS / stages.NO_NEW_DATA}); nothing to do", flush=True)
             return 0
         version = args.model_version
         if args.release:
@@ -118,6 +152,19 @@ def main(argv: list[str] | None = None) -> int:
             result = stages.deploy(config, target, root, args.env, args.allow_schema_change, version)
         elif args.stage == "smoke":
             result = stages.smoke(config, target, root, args.env, args.record)
+        elif args.stage == "train":
+            result = stages.train(config, target, root, args.if_new_data)
+        elif args.stage == "monitor":
+            result = stages.monitor(config, target, root, args.env, Path(args.input) if args.input else None)
+        elif args.stage == "batch":
+            if not (args.input or config.batch.input) or not (args.output or config.batch.output):
+                raise ConfigError("batch: give --input and --output (or batch.input and batch.output in mlops.yaml)")
+            result = stages.batch(config, target, root, args.env, args.input or config.batch.input,
+                                  args.output or config.batch.output, version)
+        elif args.stage == "import-model":
+            if not args.source:
+                raise ConfigError("import-model: give --from PATH_OR_URI")
+            result = stages.import_model(config, target, root, args.source)
         elif args.stage == "undeploy":
             target.undeploy(args.env)
             result = {"env": args.env}

@@ -15,7 +15,7 @@ from prometheus_client import (
 class ServerMetrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, capture=None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("model_requests", "Prediction requests by route and status",
                                 ["route", "status"], registry=self.registry)
@@ -26,6 +26,11 @@ class ServerMetrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 10_000), registry=self.registry)
         self.rows = Counter("model_rows_predicted", "Rows predicted", registry=self.registry)
         self.in_flight = Gauge("model_requests_in_flight", "Requests being served", registry=self.registry)
+        if capture is not None:  # read when scraped: the writer thread keeps the counts
+            Gauge("model_capture_rows_written", "Captured rows written", registry=self.registry
+                  ).set_function(lambda: capture.written)
+            Gauge("model_capture_requests_dropped", "Requests not captured (queue full or write error)",
+                  registry=self.registry).set_function(lambda: capture.dropped)
 
     def request(self, route: str, status: int, seconds: float, rows: int) -> None:
         self.requests.labels(route, str(status)).inc()

@@ -227,12 +227,14 @@ def prepare(path: str, content_type: str, body: bytes, schema: list[dict], max_r
     return schema_lib.frame(checked, schema) if as_frame else checked
 
 
-def create_app(model_dir: Path, limits: Limits | None = None) -> Starlette:
+def create_app(model_dir: Path, limits: Limits | None = None, capture=None) -> Starlette:
+    """The app; `capture` (a monitoring.capture.CaptureWriter) records answered requests."""
     limits = limits or Limits()
     pipeline, meta = model_lib.load(model_dir)
     version = os.environ.get("MODEL_VERSION", "unknown")
     executor = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="predict")
-    metrics = ServerMetrics()
+    metrics = ServerMetrics(capture)
+    names = [c["name"] for c in meta["schema"]]
     batcher = Batcher(pipeline, meta["schema"], limits, executor, metrics)
     state = {"in_flight": 0}
 
@@ -274,6 +276,8 @@ def create_app(model_dir: Path, limits: Limits | None = None) -> Starlette:
                 rows = len(checked)
                 predictions = await batcher.predict(checked)
                 status = 200
+                if capture is not None:
+                    capture.record(request_id, names, checked, predictions)
                 response = JSONResponse({"predictions": predictions, "model_version": version})
             except HTTPError as exc:
                 status = exc.status
@@ -313,6 +317,8 @@ def create_app(model_dir: Path, limits: Limits | None = None) -> Starlette:
         executor.shutdown(wait=True)
         for pool in parsers:
             pool.shutdown(wait=True)
+        if capture is not None:
+            capture.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.limits, app.state.metrics, app.state.schema = limits, metrics, meta["schema"]
@@ -349,14 +355,14 @@ def _listen(host: str, port: int, shared: bool) -> socket.socket:
 
 
 def serve(model_dir: Path, host: str, port: int, state_file: Path | None = None,
-          health_port: int | None = None, limits: Limits | None = None) -> None:
+          health_port: int | None = None, limits: Limits | None = None, capture=None) -> None:
     """Serve on `port` (shared with the environment's next deployment), and on `health_port` when
     given: a port of this server alone, for the deployer's health check. SIGTERM drains in-flight
     requests (up to 30 s) and exits 0."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = uvicorn.Config(create_app(model_dir, limits), host=host, port=port, log_level="warning",
+    config = uvicorn.Config(create_app(model_dir, limits, capture), host=host, port=port, log_level="warning",
                             access_log=False, timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     if state_file is not None:

@@ -20,6 +20,7 @@ from .targets import Target
 
 ARTIFACTS = Path("artifacts")
 SAMPLE_ROWS = 8
+NO_NEW_DATA = "no-new-data.json"
 
 
 def _finite(value):
@@ -64,36 +65,180 @@ def git_commit(root: Path) -> str:
         return "unknown"
 
 
-def train(config: Config, target: Target, root: Path) -> dict:
+def train(config: Config, target: Target, root: Path, if_new_data: bool = False) -> dict:
+    """Fits the model (or runs the target's managed training), writes its lineage and the training
+    data's statistics (the monitor's baseline) into the bundle. `if_new_data` (scheduled, new-data and
+    drift-alarm runs): when the data is the champion's, say so, write artifacts/no-new-data.json
+    (every later stage of this run then skips) and train nothing."""
     from . import data as data_lib  # here, not at the top: stages that read JSON start in well under 1 s
     from . import model as model_lib
 
     artifacts = root / ARTIFACTS
     X, y = data_lib.load_frame(config)
+    fingerprint = data_lib.fingerprint(X, y)
+    (artifacts / NO_NEW_DATA).unlink(missing_ok=True)
+    if if_new_data:
+        unchanged = _champion_trained_on(target, fingerprint)
+        if unchanged is not None:
+            _write(artifacts / NO_NEW_DATA, {"champion": unchanged, "data_fingerprint": fingerprint})
+            return {"skipped": f"no new data: the data's fingerprint equals champion version {unchanged}'s; "
+                               "nothing is trained, registered or deployed"}
     X_train, X_test, y_train, _ = data_lib.split(config, X, y)
     managed = target.train(artifacts)
     if not managed:
         pipeline, meta = model_lib.fit(config, X_train, y_train)
         model_lib.save(pipeline, meta, artifacts / "model")
-    lineage = {
+    _finish_bundle(config, root, X_train, X_test, y_train, {
         "git_commit": git_commit(root),
         "data_source": config.data.source,
-        "data_fingerprint": data_lib.fingerprint(X, y),
+        "data_fingerprint": fingerprint,
         "rows": {"train": len(X_train), "test": len(X_test)},
         "estimator": config.model.estimator,
         "params": config.model.params,
         "trained_on": target.name if managed else f"in-process ({platform.node() or 'host'})",
         "trained_at": datetime.now(UTC).isoformat(),
-    }
-    _write(artifacts / "lineage.json", lineage)
-    sample = {"instances": _rows(X_test.head(SAMPLE_ROWS))}
-    _write(artifacts / "sample.json", sample)
-    _write(artifacts / "model" / "sample.json", sample)  # registered with the version: smoke of the next one
+    })
     result = {"rows": len(X_train), "features": len(X.columns), "managed": managed}
     if config.task == "classification":
         pos = model_lib.positive_class(config, y_train)
         result["positive_class"] = None if pos is None else contract.plain(pos)
     return result
+
+
+def _finish_bundle(config: Config, root: Path, X_train, X_test, y_train, lineage: dict) -> None:
+    """What every new model gets, trained here or imported: the monitor's baseline, its lineage and
+    the sample request smoke tests send, in artifacts/ and inside the bundle (they travel with the
+    version to every registry)."""
+    artifacts = root / ARTIFACTS
+    _write_baseline(config, artifacts / "model", X_train, y_train)
+    sample = {"instances": _rows(X_test.head(SAMPLE_ROWS))}
+    for name, payload in (("lineage.json", lineage), ("sample.json", sample)):
+        _write(artifacts / name, payload)
+        _write(artifacts / "model" / name, payload)
+
+
+def import_model(config: Config, target: Target, root: Path, source: str) -> dict:
+    """A model trained elsewhere becomes this run's candidate, exactly as if `train` had fitted it:
+    `evaluate`, `gate` (threshold, baseline, champion), `register`, `deploy` and `smoke` follow. Its
+    features must be the configured data's (exit 2 naming the missing or extra ones)."""
+    from . import data as data_lib
+    from . import importing
+    from . import model as model_lib
+
+    artifacts = root / ARTIFACTS
+    (artifacts / NO_NEW_DATA).unlink(missing_ok=True)
+    X, y = data_lib.load_frame(config, report=lambda *a, **k: None)
+    estimator, origin = importing.load(source)
+    names = importing.feature_names(estimator, source, list(X.columns))
+    X = X[names]
+    X_train, X_test, y_train, _ = data_lib.split(config, X, y)
+    meta = importing.meta(config, estimator, X_train, y_train)
+    model_lib.save(estimator, meta, artifacts / "model")
+    _finish_bundle(config, root, X_train, X_test, y_train, {
+        "git_commit": git_commit(root),
+        "data_source": config.data.source,
+        "data_fingerprint": data_lib.fingerprint(X, y),
+        "rows": {"train": len(X_train), "test": len(X_test)},
+        "estimator": type(estimator).__name__,
+        "imported_from": origin,
+        "trained_on": "elsewhere (imported)",
+        "trained_at": datetime.now(UTC).isoformat(),
+    })
+    return {"imported": origin["source"], "estimator": type(estimator).__name__, "features": len(names)}
+
+
+def batch(config: Config, target: Target, root: Path, env: str, source: str, output: str,
+          version: str | None = None) -> dict:
+    """Scores every row of `source` with the version serving `env` (or `version`): on this machine for
+    the local target, as the platform's batch job for a cloud target. Fails (exit 1) when more rows
+    than batch.max_reject_rate were rejected; the rejects file says why for each."""
+    import tempfile
+
+    config.environment(env)
+    version = version or target.serving_version(env) or target.due_version(env)
+    if version is None:
+        raise StageFailed(f"batch: nothing is deployed to {env}; name a version with --version")
+    if target.name != "local":
+        return target.batch_job(str(version), source, output)
+    from . import batch as batch_lib
+    from . import model as model_lib
+
+    inputs = batch_lib.input_files(source)
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline, meta = model_lib.load(target.fetch_model(str(version), Path(tmp)))
+    with _progress() as advance:
+        summary = batch_lib.score(pipeline, meta, inputs, output, config.batch_id_columns, {config.data.target},
+                                  config.batch.chunk_rows, config.data.sep, advance)
+    result = {"version": str(version), "output": output, "read": summary.read, "scored": summary.scored,
+              "rejected": summary.rejected, "reject_rate": round(summary.reject_rate, 6),
+              "rows_per_second": round(summary.read / summary.seconds) if summary.seconds else None,
+              "reasons": summary.reasons}
+    if summary.rejected:
+        result["rejects"] = batch_lib.rejects_location(output)
+    _write(root / ARTIFACTS / "batch.json", result)
+    if summary.reject_rate > config.batch.max_reject_rate:
+        top = "; ".join(f"{n} x {r}" for r, n in sorted(summary.reasons.items(), key=lambda kv: -kv[1])[:3])
+        raise StageFailed(f"batch: {summary.rejected} of {summary.read} rows rejected ({summary.reject_rate:.2%} > "
+                          f"batch.max_reject_rate {config.batch.max_reject_rate:.2%}): {top}. "
+                          f"Rejects with their reasons: {result['rejects']}")
+    return result
+
+
+def _progress():
+    """A live row count with rows/s on a terminal (rich), nothing elsewhere (CI logs)."""
+    import contextlib
+    import sys
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext(lambda n: None)
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    @contextlib.contextmanager
+    def bar():
+        columns = (SpinnerColumn(), TextColumn("{task.completed:,.0f} rows"),
+                   TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn())
+        with Progress(*columns, transient=False) as progress:
+            task = progress.add_task("batch", total=None, rate="-")
+            started = time.perf_counter()
+
+            def advance(rows: int) -> None:
+                done = progress.tasks[0].completed + rows
+                progress.update(task, completed=done, rate=f"{done / max(time.perf_counter() - started, 1e-9):,.0f}")
+
+            yield advance
+
+    return bar()
+
+
+def _champion_trained_on(target: Target, fingerprint: str) -> str | None:
+    """The champion's version when it was trained on data with this fingerprint, else None."""
+    import tempfile
+
+    champion = target.champion()
+    if champion is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = target.fetch_model(champion.version, Path(tmp))
+        lineage = _read_optional(folder / "lineage.json") if folder is not None else None
+    return champion.version if lineage and lineage.get("data_fingerprint") == fingerprint else None
+
+
+def _write_baseline(config: Config, model_dir: Path, X_train, y_train) -> None:
+    """The monitor's baseline, from the bundle's own schema and predictions (a managed training job
+    leaves the same bundle)."""
+    from . import model as model_lib
+    from . import schema as schema_lib
+    from .monitoring import baseline
+
+    pipeline, meta = model_lib.load(model_dir)
+    frame = schema_lib.coerce(X_train, meta["schema"])
+    baseline.write(model_dir, frame, meta["schema"], pipeline.predict(frame), config.task, y_train,
+                   seed=config.data.seed)
+
+
+def skipped_for_no_new_data(root: Path) -> dict | None:
+    """The marker `train --if-new-data` left when the data had not changed (None: go on)."""
+    return _read_optional(root / ARTIFACTS / NO_NEW_DATA)
 
 
 def _rows(frame) -> list[list]:
@@ -256,9 +401,80 @@ def deploy(config: Config, target: Target, root: Path, env: str, allow_schema_ch
                           "Clients must be updated; deploy with --allow-schema-change when they are")
     deployment = target.deploy(env, version)
     result = {"env": env, "endpoint": deployment.endpoint, "version": deployment.version,
-              "schema": check, "schema_changes": changes}
+              "schema": check, "schema_changes": changes, "monitoring": _setup_monitoring(target, env, deployment)}
     _write(root / ARTIFACTS / f"deployed-{env}.json", result)
     return result
+
+
+def _setup_monitoring(target: Target, env: str, deployment) -> dict | str:
+    """The platform's own monitor of the new deployment, from the training statistics of its version."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = target.fetch_model(deployment.version, Path(tmp))
+        if folder is None or not (folder / "baseline.json").is_file():
+            return f"not set up: version {deployment.version} has no baseline.json (trained before monitoring)"
+        done = target.setup_monitoring(env, deployment.version, folder)
+    return done if done is not None else "captured traffic, judged by `monitor`"
+
+
+def monitor(config: Config, target: Target, root: Path, env: str, input_path: Path | None = None) -> dict:
+    """The verdict on `env`'s traffic (or on a file of rows, e.g. a batch input): the platform's own
+    monitor's latest result where the target has one, else captured traffic against the baseline of
+    the version serving. Writes artifacts/monitor/report.json and report.html; fails (exit 1) on
+    drift or live quality below its bound, naming each feature or metric and by how much."""
+    import dataclasses
+
+    from .monitoring import html
+
+    config.environment(env)
+    result = None if input_path is not None else target.latest_monitor_result(env)
+    if result is None:
+        result = _judge_traffic(config, target, env, input_path)
+    folder = root / ARTIFACTS / "monitor"
+    _write(folder / "report.json", dataclasses.asdict(result))
+    (folder / "report.html").write_text(html.render(result), encoding="utf-8")
+    summary = {"env": env, "status": result.status, "version": result.version, "rows": result.rows,
+               "window": result.window, "drifted": result.drifted, "report": str(folder / "report.html")}
+    if result.quality:
+        summary["quality"] = {k: result.quality.get(k) for k in ("metric", "value", "threshold", "rows")}
+    if result.status in ("drift", "quality"):
+        what = list(result.drifted)
+        if result.quality and result.quality.get("passed") is False:
+            q = result.quality
+            what.append(f"live {q['metric']} {q['value']} {'>' if config.gate.lower_is_better else '<'} {q['threshold']:g}"
+                        f" on {q['rows']} labelled rows")
+        raise StageFailed(f"monitor: {env} ({result.window}, {result.rows} rows, version {result.version}): "
+                          f"{'; '.join(what)}. Report: {folder / 'report.html'}")
+    for note in result.notes:
+        summary.setdefault("notes", []).append(note)
+    return summary
+
+
+def _judge_traffic(config: Config, target: Target, env: str, input_path: Path | None):
+    import tempfile
+
+    from .monitoring import traffic, verdict
+
+    version = target.serving_version(env) or target.due_version(env)
+    if version is None:
+        raise StageFailed(f"monitor: nothing serves {env}; deploy first")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = target.fetch_model(version, Path(tmp))
+        if folder is None:
+            raise StageFailed(f"monitor: the {target.name} target cannot fetch version {version}'s baseline")
+        base = verdict.load_baseline(folder)
+        meta = json.loads((folder / "model.json").read_text())
+        if input_path is not None:
+            seen = traffic.from_file(input_path, meta["schema"], config.data.sep)
+        else:
+            capture = getattr(target, "capture_dir", None)
+            if capture is None:
+                raise StageFailed(f"monitor: the {target.name} target has no monitor result and no captured traffic")
+            window = config.monitoring.window
+            seen = traffic.captured(capture(env), meta["schema"], window.hours, window.rows, version,
+                                    with_keys=config.monitoring.ground_truth is not None)
+        return verdict.compare(config, env, version, base, seen, meta, folder)
 
 
 def _valid_prediction(value, classes) -> bool:

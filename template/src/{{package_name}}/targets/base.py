@@ -31,6 +31,27 @@ class Deployment:
     version: str
 
 
+@dataclass
+class MonitorResult:
+    """One monitor run's verdict, the same shape on every target (artifacts/monitor/report.json).
+
+    status: ok | drift | quality | too_little_traffic | no_result. `drifted` and `quality` name what
+    crossed its threshold and by how much; `features` holds every feature's score."""
+
+    env: str
+    status: str
+    version: str | None = None
+    rows: int = 0
+    window: str = ""
+    features: dict[str, dict] = field(default_factory=dict)   # name -> {psi (or the platform's score), threshold, drifted}
+    prediction: dict | None = None                            # {score, threshold, drifted}
+    quality: dict | None = None                               # {metric, value, threshold, passed, rows}
+    drifted: list[str] = field(default_factory=list)          # "name: PSI 0.41 > 0.2"
+    source: str = ""                                          # where the verdict comes from
+    report_url: str = ""                                      # the cloud console page, when there is one
+    notes: list[str] = field(default_factory=list)
+
+
 class Target(ABC):
     name: str = ""
     keeps_previous_samples = False  # previous_sample() can answer (the smoke stage says when it cannot)
@@ -108,6 +129,27 @@ class Target(ABC):
             if folder is None or not (folder / "model.json").is_file():
                 return None
             return json.loads((folder / "model.json").read_text()).get("schema")
+
+    # -- operate: capture, the cloud's own monitor, its latest verdict ----------------------------------
+    def setup_monitoring(self, env: str, version: str, baseline_dir: Path) -> dict | None:
+        """Called by `deploy`: set up the platform's own monitor of `env` for `version` (SageMaker Model
+        Monitor schedule, Azure ML monitor schedule, Vertex AI model monitoring) from the training
+        statistics in `baseline_dir` (baseline.json, baseline.csv). None: nothing to set up (local:
+        `monitor` reads the captured traffic itself)."""
+        return None
+
+    def latest_monitor_result(self, env: str) -> MonitorResult | None:
+        """The newest verdict of the platform's own monitor of `env`; None: this target has no monitor
+        of its own, and `monitor` computes the verdict from the captured traffic itself."""
+        return None
+
+    # -- batch ----------------------------------------------------------------------------------------
+    def batch_job(self, version: str, source: str, output: str) -> dict:
+        """Score `source` (a URI) into `output` with `version` as the platform's batch job, waited for;
+        returns its summary (job name, state, output). The local target scores on this machine."""
+        from ..errors import ConfigError
+
+        raise ConfigError(f"batch --target {self.name}: this target has no batch job")
 
     def pipeline_definition(self) -> dict:
         """The managed-training pipeline definition of this target (JSON), built offline."""

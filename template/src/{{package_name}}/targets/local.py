@@ -5,6 +5,7 @@ Layout under `local.state_dir` (default .mlops/):
   registry/<model>/versions/<N>/version.json metrics, lineage, approval status
   registry/<model>/environments/<env>.json   the version due in env, and the versions before it
   deployments/<env>.json                     pid, URL and version of the server running env
+  capture/<env>/capture-*.jsonl              what the server of env was asked and answered
 """
 
 from __future__ import annotations
@@ -215,6 +216,10 @@ class LocalTarget(Target):
             "--host", host, "--port", str(port), "--health-port", str(health_port),
             "--state-file", str(state_file),
         ]
+        percent = self.config.capture_percent(env)
+        if percent > 0:
+            command += ["--capture-dir", str(self.capture_dir(env)), "--capture-percent", str(percent),
+                        "--capture-max-mb", str(self.config.monitoring.capture_max_mb)]
         # The server imports this package from wherever we were imported, installed or not.
         source_root = str(Path(__file__).resolve().parents[2])
         python_path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH")) if p)
@@ -253,6 +258,9 @@ class LocalTarget(Target):
                 time.sleep(0.1)
         process.kill()
         raise StageFailed(f"deploy: the model server did not answer {url}/ping within {timeout:.0f}s")
+
+    def capture_dir(self, env: str) -> Path:
+        return self.state / "capture" / env
 
     def endpoint(self, env: str) -> dict:
         deployment = self._deployment(env)

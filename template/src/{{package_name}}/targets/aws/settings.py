@@ -88,14 +88,14 @@ class Training(Strict):
 
 
 class Endpoint(Strict):
-    """How one environment is served: capacity, autoscaling, data capture and the canary update."""
+    """How one environment is served: capacity, autoscaling and the canary update. How much of its traffic
+    is captured is `monitoring.capture_percent` (the same key on every target)."""
 
     instance_type: str = Field("ml.m5.large", pattern=INSTANCE_TYPE_PATTERN)
     instance_count: int = Field(1, ge=1, le=100)
     max_instance_count: int = Field(2, ge=1, le=100)
     # Target of the autoscaling policy: invocations per instance per minute.
     invocations_per_instance: int = Field(100, ge=1)
-    data_capture_percent: int = Field(100, ge=0, le=100)
     # Blue/green update: share of capacity that gets the new model first, how long it is watched
     # (CloudWatch alarms roll it back automatically), and how long the old fleet is kept after.
     canary_percent: int = Field(10, ge=1, le=99)
@@ -117,6 +117,21 @@ class Endpoint(Strict):
         return self
 
 
+class Monitor(Strict):
+    """SageMaker Model Monitor: the processing jobs that compute the baseline and check the captured
+    traffic against it every hour (data quality; model quality when monitoring.ground_truth is s3://)."""
+
+    instance_type: str = Field("ml.m5.large", pattern=INSTANCE_TYPE_PATTERN)
+    # An hourly schedule's job must end within the hour.
+    max_runtime_seconds: int = Field(1800, ge=60, le=3600)
+    volume_size_gb: int = Field(20, ge=1, le=512)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _monitor_type(cls, value: str) -> str:
+        return check_instance_type(value, PROCESSING_INSTANCE_SHAPE)
+
+
 class AwsSettings(Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
     # Execution role of training jobs and endpoints, and the bucket for artifacts and data capture:
@@ -129,6 +144,7 @@ class AwsSettings(Strict):
     # Version of the prebuilt SageMaker scikit-learn container (training and serving).
     framework_version: str = "1.9-0"
     training: Training = Training()
+    monitor: Monitor = Monitor()
     # Per environment of `environments:`; an environment not listed here gets the defaults.
     endpoints: dict[str, Endpoint] = {}
 

@@ -8,6 +8,8 @@
             with a canary that CloudWatch alarms roll back, then a target-tracking autoscaling policy;
             an environment that needs approval only ever gets an Approved version, never a Rejected one
 - invoke:   sagemaker-runtime InvokeEndpoint with {"instances": [...]}
+- monitor:  data capture at monitoring.capture_percent, and SageMaker Model Monitor schedules with
+            drift alarms per feature, set up after each deploy (monitor.py)
 
 Every call goes through boto3, so AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_<SERVICE>) points the
 target at an emulator. Nothing is created before mlops.yaml has been checked.
@@ -28,7 +30,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError, WaiterError
 
 from ...errors import ConfigError, StageFailed
-from ..base import Deployment, ModelVersion, Target
+from ..base import Deployment, ModelVersion, MonitorResult, Target
 from . import sagemaker as sm
 
 VARIANT = "AllTraffic"
@@ -416,8 +418,8 @@ class AwsTarget(Target):
                 }
             ],
             DataCaptureConfig={
-                "EnableCapture": settings.data_capture_percent > 0,
-                "InitialSamplingPercentage": settings.data_capture_percent,
+                "EnableCapture": self.config.capture_percent(env) > 0,
+                "InitialSamplingPercentage": self.config.capture_percent(env),
                 "DestinationS3Uri": f"s3://{self.bucket()}/{self._key('data-capture', env)}",
                 "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
                 "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
@@ -590,11 +592,26 @@ class AwsTarget(Target):
 
     def undeploy(self, env: str) -> None:
         endpoint = self.endpoint_name(env)
+        self._monitor().remove(env)
         if self._endpoint(env) is None:
             return
         self._disable_autoscaling(endpoint)
         self.client("sagemaker").delete_endpoint(EndpointName=endpoint)
         self.client("cloudwatch").delete_alarms(AlarmNames=[f"{endpoint}-5xx", f"{endpoint}-latency"])
+
+    # -- operate: SageMaker Model Monitor (targets/aws/monitor.py) ----------------------------------------
+    def _monitor(self):
+        from .monitor import ModelMonitor
+
+        return ModelMonitor(self)
+
+    def setup_monitoring(self, env: str, version: str, baseline_dir: Path) -> dict | None:
+        if self.config.capture_percent(env) == 0:
+            return None  # nothing is captured, so there is nothing to monitor
+        return self._monitor().setup(env, version, baseline_dir)
+
+    def latest_monitor_result(self, env: str) -> MonitorResult | None:
+        return self._monitor().latest(env)
 
     def pipeline_definition(self) -> dict:
         return sm.definition(self.config, self._commit())

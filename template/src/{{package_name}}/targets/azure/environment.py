@@ -11,6 +11,8 @@ from pathlib import Path
 PACKAGE = __package__.split(".")[0]
 # Custom environments serve through Microsoft's inference server.
 INFERENCE_SERVER = "azureml-inference-server-http==1.5.1"
+# The scoring script logs model inputs and outputs with its Collector (Azure ML data collection).
+DATA_COLLECTOR = "azureml-ai-monitoring==1.0.0"
 # azureml-inference-server-http 1.5.1 requires pydantic>=2.12,<2.13: the Azure ML environment pins
 # that instead of the project's pydantic (config.py works with both).
 SERVING_OVERRIDES = {"pydantic": "pydantic==2.12.5"}
@@ -29,7 +31,7 @@ def _project(root: Path) -> dict:
 def pip_requirements(root: Path) -> list[str]:
     """The project's runtime dependencies plus what Azure ML serving needs."""
     requirements = [SERVING_OVERRIDES.get(requirement_name(r), r) for r in _project(root).get("dependencies", [])]
-    return requirements + [INFERENCE_SERVER]
+    return requirements + [INFERENCE_SERVER, DATA_COLLECTOR]
 
 
 def python_version(root: Path) -> str:

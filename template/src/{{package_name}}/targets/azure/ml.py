@@ -28,6 +28,7 @@ from azure.ai.ml.entities import (
 )
 
 from ...config import Config
+from . import monitor
 from .environment import conda_spec
 
 PACKAGE = __package__.split(".")[0]
@@ -89,7 +90,9 @@ def endpoint(config: Config, env: str) -> ManagedOnlineEndpoint:
 
 def deployment(config: Config, root: Path, env: str, name: str, model_id: str,
                environment_id: str) -> ManagedOnlineDeployment:
+    """`env`'s deployment; with capture on (monitoring.capture_percent) it collects inputs and outputs."""
     settings = config.azure.deployments[env]
+    collector = monitor.data_collector(config, env)
     return ManagedOnlineDeployment(
         name=name,
         endpoint_name=settings.endpoint,
@@ -99,7 +102,8 @@ def deployment(config: Config, root: Path, env: str, name: str, model_id: str,
         instance_type=settings.instance_type,
         instance_count=settings.instance_count,
         request_settings=OnlineRequestSettings(request_timeout_ms=settings.request_timeout_ms),
-        environment_variables={"MODEL_NAME": config.model.name},
+        environment_variables={"MODEL_NAME": config.model.name, **({"CAPTURE": "1"} if collector else {})},
+        data_collector=collector,
     )
 
 

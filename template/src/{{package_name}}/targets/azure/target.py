@@ -11,6 +11,10 @@
             only then takes 100% of the traffic; the old deployment is removed afterwards.
             A failed smoke deletes the new deployment and leaves traffic where it was.
 - invoke:   HTTPS to the endpoint's scoring URI with its key (fetched at run time, never stored).
+- monitor:  deployments collect their inputs and outputs (monitoring.capture_percent); after each
+            deploy (and rollback) the environment's Azure ML monitor schedule follows the live
+            deployment and the serving version's reference data (monitor.py), and `monitor` reads
+            the newest finished run's signal outputs.
 
 Credentials: DefaultAzureCredential, i.e. the az CLI login of the pipeline's workload-identity
 service connection (AzureCLI@2), or your own `az login`. No key or secret is kept anywhere.
@@ -36,8 +40,9 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from ... import stages
 from ...errors import ConfigError, StageFailed
-from ..base import Deployment, ModelVersion, Target
+from ..base import Deployment, ModelVersion, MonitorResult, Target
 from . import ml as azure_ml
+from . import monitor as azure_monitor
 
 DONE, FAILED = "Completed", ("Failed", "Canceled", "NotResponding")
 SLOTS = ("blue", "green")
@@ -244,7 +249,15 @@ class AzureTarget(Target):
         self.client.models.create_or_update(current)
         if self._endpoint(env) is not None:
             self._deploy(env, previous)
+            self._follow_with_monitor(env, previous.version)
         return self._as_model_version(previous)
+
+    def _follow_with_monitor(self, env: str, version: str) -> None:
+        """After a rollback the monitor watches the restored deployment against its version's data."""
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.fetch_model(version, Path(tmp))
+            if folder is not None and (folder / "baseline.csv").is_file():
+                self.setup_monitoring(env, str(version), folder)
 
     # -- the serving contract ---------------------------------------------------------------------
     def fetch_model(self, version: str, dest: Path) -> Path | None:
@@ -363,6 +376,72 @@ class AzureTarget(Target):
                 self.settings.deploy_timeout_minutes, f"undeploy: deleting the endpoint of {env}",
             )
         self._scoring.pop(env, None)
+
+    # -- monitoring -------------------------------------------------------------------------------
+    def _live_deployment(self, env: str) -> str:
+        endpoint = self._endpoint(env)
+        live = {slot: share for slot, share in ((endpoint.traffic or {}) if endpoint else {}).items() if share}
+        if not live:
+            raise StageFailed(f"monitor: {env} has no deployment taking traffic; deploy first")
+        return max(live, key=live.get)
+
+    def _reference(self, version: str, baseline_dir: Path) -> str:
+        """The serving version's reference data asset, registered once (data asset versions are immutable)."""
+        name = azure_monitor.baseline_asset_name(self.config)
+        try:
+            self.client.data.get(name, version=str(version))
+        except ResourceNotFoundError:
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = azure_monitor.write_reference(Path(tmp) / "reference", baseline_dir, str(version))
+                self.client.data.create_or_update(azure_monitor.reference_asset(self.config, str(version), folder))
+        return f"azureml:{name}:{version}"
+
+    def setup_monitoring(self, env: str, version: str, baseline_dir: Path) -> dict | None:
+        if self.config.capture_percent(env) == 0:
+            return {"skipped": f"monitoring.capture_percent of {env} is 0: nothing is collected to monitor"}
+        deployment = self._live_deployment(env)
+        reference = self._reference(version, baseline_dir)
+        features = [c["name"] for c in json.loads((baseline_dir / "model.json").read_text())["schema"]]
+        schedule = azure_monitor.schedule(self.config, env, deployment, version, reference, features)
+        self._wait(self.client.schedules.begin_create_or_update(schedule), self.settings.deploy_timeout_minutes,
+                   f"deploy: monitor schedule {schedule.name}")
+        return {"schedule": schedule.name, "deployment": deployment, "reference_data": reference,
+                "signals": sorted(schedule.create_monitor.monitoring_signals),
+                "emails": [self.config.alerts.email] if self.config.alerts.email else []}
+
+    def latest_monitor_result(self, env: str) -> MonitorResult | None:
+        name = azure_monitor.schedule_name(self.config, env)
+        try:
+            schedule = self.client.schedules.get(name)
+        except ResourceNotFoundError:
+            return MonitorResult(env, "no_result", source=f"azure ml monitor {name}",
+                                 notes=[f"no monitor schedule {name}: `deploy --env {env}` sets it up"])
+        version = (schedule.tags or {}).get("model_version")
+        runs = [job for job in self.client.jobs.list(scheduled_job_name=name) if job.status in azure_monitor.FINISHED]
+        if not runs:
+            return MonitorResult(env, "no_result", version=version, source=f"azure ml monitor {name}",
+                                 notes=[f"monitor {name} has no finished run yet"])
+        latest = max(runs, key=lambda job: job.creation_context.created_at)
+        signals = self._signal_outputs(latest.name)
+        return azure_monitor.verdict(self.config, env, version, signals, latest.name, latest.status,
+                                     latest.studio_url or "")
+
+    def _signal_outputs(self, run: str, depth: int = 3) -> dict[str, dict]:
+        """The `signal_output` folders of a monitor run's steps (nested pipelines included), read."""
+        found: dict[str, dict] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            pending, seen = [(run, 0)], 0
+            while pending:
+                name, level = pending.pop(0)
+                for child in self.client.jobs.list(parent_job_name=name):
+                    if "signal_output" in (child.outputs or {}):
+                        seen += 1
+                        dest = Path(tmp) / str(seen)
+                        self.client.jobs.download(child.name, download_path=str(dest), output_name="signal_output")
+                        found.update(azure_monitor.read_signals(dest))
+                    elif level + 1 < depth:
+                        pending.append((child.name, level + 1))
+        return found
 
     def pipeline_definition(self) -> dict:
         return azure_ml.specs(self.config, self.root)

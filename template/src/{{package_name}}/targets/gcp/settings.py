@@ -55,6 +55,13 @@ class GcpSettings(Strict):
     # model (a pickle is only guaranteed to load in the version that wrote it): error or warn.
     sklearn_mismatch: Literal["error", "warn"] = "warn"
     deploy_timeout_minutes: int = Field(30, ge=1, le=180)
+    # Operate. BigQuery dataset of the endpoints' request-response logs (one table per environment).
+    capture_dataset: str = Field("mlops_capture", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
+    # How often Vertex AI Model Monitoring compares the logged traffic with the training data.
+    monitor_interval_hours: int = Field(1, ge=1, le=24)
+    # Vertex AI's distance (Jensen-Shannon for numbers, L-infinity for categories) above which a feature
+    # has drifted; null: mapped from monitoring.drift_threshold (PSI) per feature (targets/gcp/monitor.py).
+    monitor_threshold: float | None = Field(None, gt=0, le=1)
     environments: dict[str, GcpEnvironment] = Field(default_factory=dict)
 
     @property

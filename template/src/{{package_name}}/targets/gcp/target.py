@@ -11,6 +11,10 @@ Endpoints. One endpoint per environment (`<model>-<env>`). A new version is depl
 serving one with `canary_percent` of the traffic; once `smoke.requests` predictions from the new
 deployed model came back well formed, it gets all traffic and the old one is undeployed. A failed
 canary is undeployed and the old version keeps serving.
+
+Operate. Every endpoint logs `monitoring.capture_percent` of its requests to BigQuery, and `deploy`
+creates or updates the endpoint's Vertex AI Model Monitoring job for the version it deployed (from
+the version's baseline.csv); `monitor` reads that job's newest statistics (monitor.py).
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ from pathlib import Path
 import sklearn
 
 from ...errors import ConfigError, StageFailed
-from ..base import Deployment, ModelVersion, Target
+from ..base import Deployment, ModelVersion, MonitorResult, Target
 
 PACKAGE = __package__.split(".")[0]
 BUNDLE_FILES = ("model.joblib", "model.json")
+# Saved with a version when the bundle has them: the monitor's baseline and the training lineage
+# (a version registered before they existed has none).
+OPTIONAL_FILES = ("baseline.json", "baseline.csv", "lineage.json")
 PIPELINE_RECORD = "vertex_pipeline.json"
 _DONE = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
 
@@ -56,6 +63,7 @@ class GcpTarget(Target):
         self.gcp = config.gcp
         self._sdk = None
         self._storage = None
+        self._jobs = None
 
     # -- clients -----------------------------------------------------------------------------------
     @property
@@ -86,6 +94,19 @@ class GcpTarget(Target):
         bucket, path = _split_uri(uri)
         local.parent.mkdir(parents=True, exist_ok=True)
         self.storage.bucket(bucket).blob(path).download_to_filename(str(local))
+
+    def _upload_optional(self, model_dir: Path, uri: str) -> None:
+        for name in OPTIONAL_FILES:
+            if (model_dir / name).is_file():
+                self._upload_file(model_dir / name, f"{uri}/{name}")
+
+    def _download_optional(self, uri: str, local: Path) -> None:
+        from google.api_core import exceptions
+
+        try:
+            self._download_file(uri, local)
+        except (exceptions.NotFound, FileNotFoundError):
+            local.unlink(missing_ok=True)  # the client leaves an empty file behind
 
     # -- registry ----------------------------------------------------------------------------------
     @property
@@ -171,6 +192,7 @@ class GcpTarget(Target):
         if record and record.get("model_version") and from_pipeline:
             # The Vertex AI pipeline of this build already uploaded this bundle (its `upload` task).
             model = self._version(record["model_version"])
+            self._upload_optional(model_dir, model.uri)  # written after the pipeline ran (baseline)
             self._set_labels(model, approval=approval)
             return self._as_model_version(self._version(record["model_version"]))
         self._check_sklearn()
@@ -179,6 +201,7 @@ class GcpTarget(Target):
         uri = f"gs://{self.gcp.bucket}/models/{self.config.model.name}/{_label(commit)[:12]}-{digest}"
         for name in BUNDLE_FILES:
             self._upload_file(model_dir / name, f"{uri}/{name}")
+        self._upload_optional(model_dir, uri)
         sample = self.artifacts / "sample.json"
         if sample.exists():  # lets a later build (e.g. prod) smoke-test this version without retraining
             self._upload_file(sample, f"{uri}/sample.json")
@@ -254,8 +277,30 @@ class GcpTarget(Target):
             return found[0]
         if not create:
             return None
+        from . import monitor
+
+        capture = monitor.logging_config(self.config, env)
         return self.aiplatform.Endpoint.create(
-            display_name=name, labels={"environment": _label(env), "managed_by": "mlops-gen"}, sync=True
+            display_name=name, labels={"environment": _label(env), "managed_by": "mlops-gen"}, sync=True,
+            enable_request_response_logging=capture.enabled,
+            request_response_logging_sampling_rate=capture.sampling_rate if capture.enabled else None,
+            request_response_logging_bq_destination_table=(
+                capture.bigquery_destination.output_uri if capture.enabled else None),
+        )
+
+    def _ensure_capture(self, env: str, endpoint) -> None:
+        """Request-response logging as mlops.yaml says now (capture_percent may have changed)."""
+        from google.cloud.aiplatform_v1 import Endpoint as GapicEndpoint
+        from google.protobuf import field_mask_pb2
+
+        from . import monitor
+
+        wanted = monitor.logging_config(self.config, env)
+        if endpoint.gca_resource.predict_request_response_logging_config == wanted:
+            return
+        endpoint.api_client.update_endpoint(
+            endpoint=GapicEndpoint(name=endpoint.resource_name, predict_request_response_logging_config=wanted),
+            update_mask=field_mask_pb2.FieldMask(paths=["predict_request_response_logging_config"]),
         )
 
     def _instances(self, model) -> list:
@@ -298,6 +343,8 @@ class GcpTarget(Target):
         model = self._version(version)
         for name in BUNDLE_FILES:
             self._download_file(f"{model.uri}/{name}", dest / name)
+        for name in OPTIONAL_FILES:
+            self._download_optional(f"{model.uri}/{name}", dest / name)
         return dest
 
     def serving_version(self, env: str) -> str | None:
@@ -318,6 +365,7 @@ class GcpTarget(Target):
             self.check_deployable(env, str(version), (model.labels or {}).get("approval"))
         settings = self.gcp.environment(env)
         endpoint = self._endpoint(env, create=True)
+        self._ensure_capture(env, endpoint)
         serving = endpoint.list_models()
         for deployed in serving:
             same = deployed.model == model.resource_name and deployed.model_version_id == model.version_id
@@ -373,6 +421,90 @@ class GcpTarget(Target):
         endpoint = self._endpoint(env)
         if endpoint is not None:
             endpoint.undeploy_all()
+
+    # -- operate: Vertex AI Model Monitoring ------------------------------------------------------
+    @property
+    def jobs(self):
+        """The GAPIC job service client (Model Monitoring v1 jobs live there)."""
+        if self._jobs is None:
+            from google.cloud.aiplatform_v1 import JobServiceClient
+
+            self._jobs = JobServiceClient(
+                credentials=self.credentials,
+                client_options={"api_endpoint": f"{self.gcp.region}-aiplatform.googleapis.com"})
+        return self._jobs
+
+    def _monitoring_job(self, endpoint_name: str):
+        """The monitoring job of an endpoint (Vertex AI allows one), or None."""
+        from google.cloud import aiplatform_v1 as v1
+
+        parent = f"projects/{self.gcp.project_id}/locations/{self.gcp.region}"
+        found = self.jobs.list_model_deployment_monitoring_jobs(
+            request=v1.ListModelDeploymentMonitoringJobsRequest(parent=parent))
+        return next((job for job in found if job.endpoint == endpoint_name), None)
+
+    def setup_monitoring(self, env: str, version: str, baseline_dir: Path) -> dict | None:
+        from google.cloud import aiplatform_v1 as v1
+
+        from . import monitor
+
+        if self.config.capture_percent(env) == 0:
+            return {"skipped": f"monitoring.capture_percent.{env} is 0: nothing is logged to monitor"}
+        endpoint = self._endpoint(env)
+        if endpoint is None:
+            raise StageFailed(f"monitoring: {env} has no Vertex AI endpoint; run `deploy --env {env}` first")
+        baseline = json.loads((baseline_dir / "baseline.json").read_text())
+        prefix = f"gs://{self.gcp.bucket}/monitoring/{self.config.model.name}-{env}"
+        training_csv, schema_uri = f"{prefix}/v{version}/baseline.csv", f"{prefix}/v{version}/instance_schema.yaml"
+        self._upload_file(baseline_dir / "baseline.csv", training_csv)
+        with tempfile.TemporaryDirectory() as tmp:
+            schema = Path(tmp) / "instance_schema.yaml"
+            schema.write_text(monitor.instance_schema(baseline))
+            self._upload_file(schema, schema_uri)
+        sample = self.artifacts / "sample.json"
+        job = monitor.build_job(
+            self.config, env, endpoint=endpoint.resource_name, version=version,
+            deployed_model_ids=[d.id for d in endpoint.list_models()], baseline=baseline,
+            training_csv=training_csv, schema_uri=schema_uri, output_uri=f"{prefix}/stats",
+            sample=json.loads(sample.read_text())["instances"][0] if sample.exists() else None,
+        )
+        existing = self._monitoring_job(endpoint.resource_name)
+        timeout = self.gcp.deploy_timeout_minutes * 60
+        if existing is None:
+            parent = f"projects/{self.gcp.project_id}/locations/{self.gcp.region}"
+            name = self.jobs.create_model_deployment_monitoring_job(
+                request=v1.CreateModelDeploymentMonitoringJobRequest(
+                    parent=parent, model_deployment_monitoring_job=job)).name
+        else:
+            job.name = name = existing.name
+            self.jobs.update_model_deployment_monitoring_job(
+                request=v1.UpdateModelDeploymentMonitoringJobRequest(
+                    model_deployment_monitoring_job=job, update_mask=monitor.update_mask())).result(timeout=timeout)
+        objective = job.model_deployment_monitoring_objective_configs[0].objective_config
+        return {
+            "job": name, "action": "updated" if existing else "created",
+            "capture": monitor.capture_table(self.config, env), "training_data": training_csv,
+            "thresholds": {k: v.value for k, v in
+                           objective.training_prediction_skew_detection_config.skew_thresholds.items()},
+            "every_hours": self.gcp.monitor_interval_hours, "email": self.config.alerts.email or None,
+        }
+
+    def latest_monitor_result(self, env: str) -> MonitorResult | None:
+        from . import monitor
+
+        endpoint = self._endpoint(env)
+        job = self._monitoring_job(endpoint.resource_name) if endpoint is not None else None
+        if job is None:
+            return MonitorResult(env=env, status="no_result", source="Vertex AI Model Monitoring", notes=[
+                f"{env} has no Vertex AI monitoring job yet: `deploy --target gcp --env {env}` sets it up"])
+        job_id = job.name.rsplit("/", 1)[-1]
+        console = (f"https://console.cloud.google.com/vertex-ai/locations/{self.gcp.region}/model-monitoring/"
+                   f"model-deployment-monitoring-jobs/{job_id}?project={self.gcp.project_id}")
+        answers = []
+        for deployed in endpoint.list_models():
+            answers += list(self.jobs.search_model_deployment_monitoring_stats_anomalies(
+                request=monitor.search_request(job.name, deployed.id)))
+        return monitor.to_result(env, self.serving_version(env), job, answers, console)
 
     # -- Vertex AI Pipelines -----------------------------------------------------------------------
     def _pipeline_record(self) -> dict | None:
