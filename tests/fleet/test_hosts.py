@@ -18,10 +18,11 @@ from mlops_gen.fleet.command import fleet as fleet_cli
 from tests.fleet.helpers import commit_all, git
 from tests.fleet.hostapi.fleet import branches, protect, publish, seed, template_with_v3
 from tests.fleet.hostapi.openapi import Spec, SpecViolation
-from tests.fleet.hostapi.server import ApiServer, World
+from tests.fleet.hostapi.server import ApiServer, FakeRepo, World
 
-VARIABLES = {"github": "GITHUB_TOKEN", "azure": "AZURE_DEVOPS_EXT_PAT", "bitbucket": "BITBUCKET_TOKEN"}
-OWNERS = {"github": "acme", "azure": "acme/ml", "bitbucket": "acme"}
+VARIABLES = {"github": "GITHUB_TOKEN", "gitlab": "GITLAB_TOKEN", "azure": "AZURE_DEVOPS_EXT_PAT",
+             "bitbucket": "BITBUCKET_TOKEN"}
+OWNERS = {"github": "acme", "gitlab": "acme/platform", "azure": "acme/ml", "bitbucket": "acme"}
 UPDATABLE = ["pristine", "conflicted"]
 
 
@@ -188,6 +189,72 @@ def test_token_is_never_written_or_printed(github: Run) -> None:
     assert not [p for p in written if token.encode() in p.read_bytes()]
 
 
+def test_gitlab_open_rerun_supersede_and_tokens(tmp_path: Path, seeds: tuple) -> None:
+    """GitLab: requests checked against its OpenAPI document (and its REST docs where the document
+    has no operation: group projects, notes); a group path with a slash is URL-encoded."""
+    run = Run(tmp_path, seeds, "gitlab", names=["pristine", "conflicted", "current", "no-answers"])
+    try:
+        code, report, output = run.fleet("update", "--to", "v2.0.0", "--open-pr")
+        repos = by_name(report)
+        assert code == 0, output
+        assert set(repos) == {"pristine", "conflicted", "current"}
+        assert repos["current"]["request_state"] == "skipped" and run.requests("current") == []
+        assert "template-update/v2.0.0" not in branches(run.repos["current"])     # empty update: nothing pushed
+        for name in UPDATABLE:
+            [mr] = run.requests(name)
+            assert repos[name]["request_state"] == "opened" and mr.base == "main"
+            assert repos[name]["request_url"] == f"https://gitlab.example/acme/platform/{name}/-/merge_requests/{mr.number}"
+            assert "template-update" in mr.labels and "docs/guide.md" in mr.body
+        conflicted, pristine = run.requests("conflicted")[0], run.requests("pristine")[0]
+        assert conflicted.draft and conflicted.title == "Draft: Update template to v2.0.0"
+        assert conflicted.labels == ["template-update", "template-conflicts"]
+        assert not pristine.draft and pristine.title == "Update template to v2.0.0"
+
+        code, report, _ = run.fleet("update", "--to", "v2.0.0", "--open-pr")
+        assert code == 0 and {by_name(report)[n]["request_state"] for n in UPDATABLE} == {"unchanged"}
+        assert all(len(run.requests(n)) == 1 for n in UPDATABLE)                 # re-run: no second MR
+
+        code, report, output = run.fleet("update", "--to", "v3.0.0", "--open-pr")
+        repos = by_name(report)
+        assert code == 0, output
+        for name in UPDATABLE:
+            old, new = run.requests(name)
+            assert repos[name]["request_state"] == "superseded" and (old.state, new.state) == ("closed", "open")
+            assert repos[name]["superseded"] == [
+                f"https://gitlab.example/acme/platform/{name}/-/merge_requests/{old.number}"]
+            assert old.comments == [f"Superseded by {repos[name]['request_url']} (update template to v3.0.0)."]
+        assert repos["current"]["request_state"] == "opened"
+        methods = {(method, path.split("/")[-1]) for host, method, path, _ in run.world.log if host == "gitlab"}
+        assert {("GET", "projects"), ("GET", "raw"), ("GET", "merge_requests"), ("POST", "merge_requests"),
+                ("POST", "notes")} <= methods and any(m == "PUT" for m, _ in methods)
+        refused = [(method, path, status) for _, method, path, status in run.world.log if status >= 400]
+        assert len(refused) == 3 and all(path.endswith("/raw") and status == 404 for _, path, status in refused)
+
+        log = len(run.world.log)
+        code, report, output = run.fleet("update", "--to", "v3.0.0", "--open-pr", token=None)
+        assert code == 2 and report is None
+        assert output.strip().splitlines() == ["error: gitlab:acme/platform: no token: set GITLAB_TOKEN"]
+        assert len(run.world.log) == log                                        # nothing asked without a token
+        code, _, output = run.fleet("update", "--to", "v3.0.0", "--open-pr", token="wrong")
+        assert code == 2 and output.strip().splitlines() == [
+            "error: gitlab:acme/platform refused the token in GITLAB_TOKEN (HTTP 401)"]
+    finally:
+        run.close()                                                             # every request passed the spec
+
+
+def test_gitlab_lists_every_page(tmp_path: Path, seeds: tuple) -> None:
+    run = Run(tmp_path, seeds, "gitlab", names=["no-answers"])
+    try:
+        plain = run.repos["no-answers"].bare
+        for number in range(100):                                   # more than one page of 100
+            run.world.add("gitlab", OWNERS["gitlab"], FakeRepo(owner=OWNERS["gitlab"], name=f"plain-{number}", bare=plain))
+        code, _, output = run.fleet("plan", "--to", "v2.0.0")
+        assert code == 0 and "(101 listed have no answers file naming it)" in output
+        assert len([path for _, _, path, _ in run.world.log if path.endswith("/projects")]) == 2   # page 2 by Link
+    finally:
+        run.close()
+
+
 @pytest.mark.parametrize("host", ["azure", "bitbucket"])
 def test_other_hosts_open_update_and_supersede(host: str, tmp_path: Path, seeds: tuple) -> None:
     run = Run(tmp_path, seeds, host, names=["pristine", "conflicted", "no-answers"])
@@ -220,7 +287,7 @@ def test_template_option_keeps_only_its_repositories(github: Run) -> None:
 
 
 def test_the_validator_refuses_what_the_document_does_not_allow() -> None:
-    github, azure, bitbucket = Spec("github"), Spec("azure"), Spec("bitbucket")
+    github, azure, bitbucket, gitlab = Spec("github"), Spec("azure"), Spec("bitbucket"), Spec("gitlab")
     refused = [
         (github, "GET", "/orgs/acme/repos", {"perpage": ["100"]}, b""),                      # unknown parameter
         (github, "GET", "/orgs/acme/repos", {"per_page": ["many"]}, b""),                    # wrong type
@@ -230,6 +297,14 @@ def test_the_validator_refuses_what_the_document_does_not_allow() -> None:
         (azure, "PATCH", "/o/p/_apis/git/repositories/r/pullrequests/1", {"api-version": ["7.1"]},
          b'{"status": "closed"}'),                                                            # not a status
         (bitbucket, "GET", "/2.0/repositories/acme", {"pagelen": ["100"]}, b""),              # not documented here
+        (gitlab, "POST", "/api/v4/projects/1/merge_requests", {},
+         b'{"title": "x", "source_branch": "b", "target_branch": "main", "labels": "a,b"}'),   # labels: an array
+        (gitlab, "POST", "/api/v4/projects/1/merge_requests", {}, b'{"title": "x", "source_branch": "b"}'),
+        (gitlab, "PUT", "/api/v4/projects/1/merge_requests/2", {}, b'{"state_event": "closed"}'),  # close|reopen
+        (gitlab, "PUT", "/api/v4/projects/1/merge_requests/x", {}, b'{"title": "x"}'),        # iid: an integer
+        (gitlab, "GET", "/api/v4/projects/1/merge_requests", {"state": ["open"]}, b""),       # opened, not open
+        (gitlab, "GET", "/api/v4/groups/acme/projects", {"recursive": ["true"]}, b""),        # (from the REST docs)
+        (gitlab, "POST", "/api/v4/projects/1/merge_requests/2/notes", {}, b'{"note": "x"}'),  # body missing
     ]
     for spec, method, path, query, body in refused:
         with pytest.raises(SpecViolation):

@@ -174,7 +174,7 @@ class Spec:
 
     def response_schema(self, op: Operation, status: int) -> dict | None:
         responses = op.spec.get("responses", {})
-        response = responses.get(str(status)) or responses.get("default")
+        response = responses.get(str(status), responses.get("default"))   # {} once its prose is dropped
         if response is None:
             raise SpecViolation(f"{op.method.upper()} {op.template}: status {status} is not a documented answer")
         response = self._pointer(response["$ref"]) if "$ref" in response else response

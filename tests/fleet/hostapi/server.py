@@ -1,11 +1,11 @@
-"""A local stand-in for GitHub, Azure Repos and Bitbucket Cloud on 127.0.0.1, for the fleet's
+"""A local stand-in for GitHub, GitLab, Azure Repos and Bitbucket Cloud on 127.0.0.1, for the fleet's
 host tests and benchmark. Every request is first checked against the host's published API
 description (`openapi.Spec`); one it does not allow is answered 400 and recorded in
 `violations`, which the tests assert empty. Answers are built from the documents' own examples
 (GitHub) or their schemas, and checked against the documented response schema too.
 
 Repositories are bare git repositories on disk (clone URLs are file://), so pushes, branches and
-pre-receive hooks are real git. Mounts: /github, /azure, /bitbucket/2.0."""
+pre-receive hooks are real git. Mounts: /github, /gitlab/api/v4, /azure, /bitbucket/2.0."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from tests.fleet.hostapi.openapi import Operation, Spec, SpecViolation
 
-HOSTS = ("github", "azure", "bitbucket")
-MOUNTS = {"github": "/github", "azure": "/azure", "bitbucket": "/bitbucket"}
+HOSTS = ("github", "gitlab", "azure", "bitbucket")
+MOUNTS = {"github": "/github", "gitlab": "/gitlab", "azure": "/azure", "bitbucket": "/bitbucket"}
+# Path prefix of the API root when the document has no base path (GitLab's paths start /api/v4).
+API_ROOT = {"gitlab": "/api/v4"}
 
 
 @dataclass
@@ -181,6 +183,82 @@ class GitHubFake:
         return 201, {**self.spec.example(op, 201), "body": body["body"]}, {}
 
 
+class GitLabFake:
+    """GitLab REST v4. Projects are numbered (GitLab's `id`), also found by their full path; merge
+    request answers carry what the client reads (labels as arrays, `draft` a boolean, as the
+    service answers; the document's entities declare them strings, so answers are not checked)."""
+
+    def __init__(self, world: World, spec: Spec, base_url: str) -> None:
+        self.world, self.spec, self.base_url = world, spec, base_url + API_ROOT["gitlab"]
+
+    def authorized(self, headers) -> bool:
+        return headers.get("PRIVATE-TOKEN") == self.world.tokens["gitlab"]
+
+    def limited(self) -> tuple[int, dict, dict]:
+        return 429, {"message": "Retry later"}, {"Retry-After": "1", "RateLimit-Remaining": "0"}
+
+    def _projects(self) -> list[tuple[int, str, FakeRepo]]:
+        found = [(owner, repo) for (host, owner), repos in self.world.repos.items() if host == "gitlab"
+                 for repo in repos]
+        return [(number, owner, repo) for number, (owner, repo) in enumerate(found, start=100)]
+
+    def _project(self, key: str) -> tuple[int, str, FakeRepo]:
+        for number, owner, repo in self._projects():
+            if key in (str(number), f"{owner}/{repo.name}"):
+                return number, owner, repo
+        raise Answer(404, "404 Project Not Found")
+
+    def _mr(self, number: int, owner: str, repo: FakeRepo, mr: FakeRequest) -> dict:
+        return {"id": 10_000 + mr.number, "iid": mr.number, "project_id": number, "title": mr.title,
+                "description": mr.body, "state": "opened" if mr.state == "open" else "closed",
+                "source_branch": mr.branch, "target_branch": mr.base, "labels": list(mr.labels),
+                "draft": mr.draft, "work_in_progress": mr.draft,
+                "web_url": f"https://gitlab.example/{owner}/{repo.name}/-/merge_requests/{mr.number}"}
+
+    def handle(self, op: Operation, query: dict, body: dict | None) -> tuple[int, object, dict]:
+        p, w = op.params, self.world
+        if op.template == "/api/v4/groups/{id}/projects":
+            group = p["id"]
+            mine = [(n, o, r) for n, o, r in self._projects()
+                    if o == group or (query.get("include_subgroups") == ["true"] and o.startswith(group + "/"))]
+            size, page = int(query.get("per_page", ["20"])[0]), int(query.get("page", ["1"])[0])
+            out = [{"id": n, "name": r.name, "path": r.name, "path_with_namespace": f"{o}/{r.name}",
+                    "http_url_to_repo": r.url, "default_branch": r.default_branch, "archived": False,
+                    "web_url": f"https://gitlab.example/{o}/{r.name}"} for n, o, r in mine[(page - 1) * size:page * size]]
+            headers = {}
+            if page * size < len(mine):
+                rest = "&".join(f"{k}={v[0]}" for k, v in sorted(query.items()) if k != "page")
+                headers["Link"] = (f'<{self.base_url}/groups/{quote(group, safe="")}/projects?{rest}&page={page + 1}>; '
+                                   'rel="next"')
+            return 200, out, headers
+        number, owner, repo = self._project(p["id"])
+        if op.template.endswith("/raw"):
+            text = repo.show(query.get("ref", [repo.default_branch])[0], p["file_path"])
+            if text is None:
+                raise Answer(404, "404 File Not Found")
+            return 200, text, {}
+        if op.template == "/api/v4/projects/{id}/merge_requests" and op.method == "get":
+            wanted = query.get("state", ["all"])[0]
+            found = [r for r in w.requests[repo.id] if wanted == "all" or (r.state == "open") == (wanted == "opened")]
+            return 200, [self._mr(number, owner, repo, r) for r in found], {}
+        if op.template == "/api/v4/projects/{id}/merge_requests":
+            mr = w.create(repo, body["source_branch"], body["target_branch"], body["title"],
+                          body.get("description", ""), body["title"].startswith("Draft: "))
+            mr.labels = list(body.get("labels", []))
+            return 201, self._mr(number, owner, repo, mr), {}
+        mr = w.request(repo, int(p["merge_request_iid"]))
+        if op.template.endswith("/notes"):
+            mr.comments.append(body["body"])
+            return 201, {"id": len(mr.comments), "body": body["body"], "noteable_type": "MergeRequest",
+                         "noteable_iid": mr.number, "system": False}, {}
+        mr.title, mr.body = body.get("title", mr.title), body.get("description", mr.body)
+        mr.draft = mr.title.startswith("Draft: ")
+        mr.labels += [n for n in body.get("add_labels", []) if n not in mr.labels]
+        if body.get("state_event") == "close":
+            mr.state = "closed"
+        return 200, self._mr(number, owner, repo, mr), {}
+
+
 class AzureFake:
     def __init__(self, world: World, spec: Spec, base_url: str) -> None:
         self.world, self.spec, self.base_url = world, spec, base_url
@@ -289,7 +367,7 @@ class BitbucketFake:
         return 200, self._pull(repo, pr), {}
 
 
-FAKES = {"github": GitHubFake, "azure": AzureFake, "bitbucket": BitbucketFake}
+FAKES = {"github": GitHubFake, "gitlab": GitLabFake, "azure": AzureFake, "bitbucket": BitbucketFake}
 
 
 # ---- HTTP -----------------------------------------------------------------------------------
@@ -372,7 +450,7 @@ class ApiServer(ThreadingHTTPServer):
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     def api_url(self, host: str) -> str:
-        return self.url + MOUNTS[host] + self.specs[host].base
+        return self.url + MOUNTS[host] + self.specs[host].base + API_ROOT.get(host, "")
 
     def __enter__(self) -> ApiServer:
         self._thread.start()

@@ -1,5 +1,9 @@
 """GitLab.com and self-managed GitLab (REST API v4; `--api-url https://HOST/api/v4`).
-A merge request with conflicts is a draft (GitLab marks drafts by the `Draft:` title prefix)."""
+A merge request with conflicts is a draft (GitLab marks drafts by the `Draft:` title prefix).
+
+Requests follow GitLab's OpenAPI document (doc/api/openapi/openapi_v2.yaml) where it has the
+operation, its REST docs where it has not (group projects, merge request notes): label lists are
+JSON arrays there, not comma-separated strings."""
 
 from __future__ import annotations
 
@@ -25,7 +29,8 @@ class GitLab(Host):
 
     def list_repos(self) -> list[RemoteRepo]:
         found = self.pages(f"/groups/{_q(self.owner)}/projects",
-                           {"include_subgroups": "true", "archived": "false", "per_page": 100})
+                           {"include_subgroups": "true", "with_shared": "false", "archived": "false",
+                            "per_page": 100})
         return [RemoteRepo(name=p["path_with_namespace"], clone_url=p["http_url_to_repo"],
                            default_branch=p.get("default_branch") or "main", key=str(p["id"]))
                 for p in found if p.get("http_url_to_repo") and p.get("default_branch")]
@@ -47,12 +52,12 @@ class GitLab(Host):
     def create(self, repo: RemoteRepo, proposal: Proposal) -> UpdateRequest:
         data, _ = self.http.request("POST", f"/projects/{repo.key}/merge_requests", body={
             "source_branch": proposal.branch, "target_branch": proposal.base, "title": _title(proposal),
-            "description": proposal.body, "labels": ",".join(proposal.labels), "remove_source_branch": True})
+            "description": proposal.body, "labels": list(proposal.labels), "remove_source_branch": True})
         return _request(data)
 
     def update(self, repo: RemoteRepo, request: UpdateRequest, proposal: Proposal) -> UpdateRequest:
         data, _ = self.http.request("PUT", f"/projects/{repo.key}/merge_requests/{request.number}", body={
-            "title": _title(proposal), "description": proposal.body, "add_labels": ",".join(proposal.labels)})
+            "title": _title(proposal), "description": proposal.body, "add_labels": list(proposal.labels)})
         return _request(data)
 
     def close(self, repo: RemoteRepo, request: UpdateRequest, comment: str) -> None:
