@@ -48,16 +48,24 @@ def test_endpoint_and_prediction_are_printed_before_the_ci_runs(tmp_path, monkey
         (dest / ".mlops" / "deployments" / "staging.json").write_text(json.dumps({"url": url, "version": "3"}))
         for name in ("buildspec.yml", "cloudbuild.yaml"):
             (dest / name).write_text("")
+        (dest / "src" / "pkg").mkdir(parents=True)
+        (dest / "src" / "pkg" / "__main__.py").write_text("")
 
     calls = []
 
-    def fake_run(command, cwd, env, heartbeat_every=10.0):
+    def fake_run(command, cwd, env, heartbeat_every=10.0, expect=0):
         calls.append(command)
         print("RUN " + " ".join(command[-4:]))
         return 0.1
 
+    def fake_operate(dest, endpoint, stage):
+        assert endpoint == url
+        stage(["monitor"], expect=1)
+        return {"drifted": "a, b", "report": "report.html"}
+
     monkeypatch.setattr(demo_module, "render", fake_render)
     monkeypatch.setattr(demo_module, "_run", fake_run)
+    monkeypatch.setattr(demo_module, "operate", fake_operate)
     try:
         result = CliRunner().invoke(demo_module.demo, [str(tmp_path / "demo")], catch_exceptions=False)
     finally:
@@ -67,6 +75,7 @@ def test_endpoint_and_prediction_are_printed_before_the_ci_runs(tmp_path, monkey
     out = result.output
     first_ci = out.index("RUN --provider aws")
     assert out.index(f"endpoint:   {url} (model version 3, staging)") < first_ci
-    assert out.index("prediction: POST") < out.index("-> 0.75") < first_ci
+    assert out.index("prediction: POST") < out.index("-> 0.75") < out.index("-m pkg monitor") < first_ci
+    assert "monitor:   drift found in a, b; report: report.html" in out
     assert out.index("Demo finished") > out.index("RUN --provider gcp")  # the final summary stays
     assert len([c for c in calls if "ci" in c]) == 2
