@@ -1,4 +1,5 @@
-"""A generated repository passes its own tests and lint: one run per task, on the local target."""
+"""A generated repository passes its own tests and lint: one run per task, and one per framework beyond
+scikit-learn, on the local target."""
 
 from __future__ import annotations
 
@@ -22,5 +23,21 @@ def test_generated_repo_passes_its_local_suite_and_ruff(tmp_path: Path, task: st
     result = run_generated_tests(repo, python, *LOCAL_TESTS)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
+    lint = subprocess.run([str(python.parent / "ruff"), "check", "src", "tests"], cwd=repo, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("project-venv")
+@pytest.mark.parametrize(("framework", "task"), [("xgboost", "classification"), ("lightgbm", "regression")])
+def test_a_framework_repo_passes_its_local_suite_and_ruff(tmp_path: Path, framework: str, task: str) -> None:
+    """train -> evaluate -> gate -> register -> deploy -> smoke on the local target (test_local_e2e), with
+    the framework's estimator, its determinism, its labels and its silence (tests/test_model.py)."""
+    repo = render(tmp_path / "repo", framework=framework, task=task, clouds=["azure"], package_name=f"{framework}_model")
+    python = project_python(repo, ["local", "dev"], label=f"project-{framework}")
+    result = run_generated_tests(repo, python, *LOCAL_TESTS)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout
+    assert f"test_the_model_is_{framework}_in_the_preprocessing_pipeline" in (repo / "tests" / "test_model.py").read_text()
     lint = subprocess.run([str(python.parent / "ruff"), "check", "src", "tests"], cwd=repo, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout

@@ -50,6 +50,11 @@ INVALID = [
     ("gcp_region", "us_central1", "not a Google Cloud region"),
     ("python_version", "2.7", "is not in"),
     ("azure_ml_sdk", "v3", "is not in"),
+    ("framework", "catboost", "is not in"),
+    ("framework", "XGBoost", "is not in"),
+    # with the default clouds (aws, azure, gcp): the prebuilt SageMaker/Vertex containers cannot serve it
+    ("framework", "xgboost", "cannot be served"),
+    ("framework", "lightgbm", "cannot be served"),
     ("no_such_question", "x", "no such question"),
 ]
 
@@ -88,6 +93,15 @@ def test_valid_answers_render(tmp_path: Path, key, value) -> None:
     assert "Next steps" in result.output
     answers = (dest / ".copier-answers.yml").read_text()
     assert value in answers
+
+
+@pytest.mark.parametrize("framework", ["xgboost", "lightgbm"])
+def test_a_framework_beyond_scikit_learn_renders_for_azure(tmp_path: Path, framework: str) -> None:
+    dest = tmp_path / "project"
+    result = CliRunner().invoke(main, ["new", str(dest), "--defaults", "--data", f"framework={framework}",
+                                       "--data", 'clouds=["azure"]'])
+    assert result.exit_code == 0, result.output
+    assert f"framework: {framework}" in (dest / ".copier-answers.yml").read_text()
 
 
 def test_new_refuses_a_non_empty_destination(tmp_path: Path) -> None:

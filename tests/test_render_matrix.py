@@ -67,3 +67,39 @@ def test_combination_renders_clean(tmp_path: Path, combo: dict) -> None:
         assert (cloud in extras) == chosen, f"extra {cloud}"
         assert (repo / "src" / answers["package_name"] / "targets" / cloud / "settings.py").exists() == chosen
         assert not (repo / ci_file).exists() or chosen, f"{ci_file} rendered for an unchosen cloud"
+
+
+FRAMEWORK_PACKAGES = {"sklearn": None, "xgboost": "xgboost", "lightgbm": "lightgbm"}
+# The newest release of each framework that installs on the project's Python (XGBoost 3.3+ needs 3.12).
+FRAMEWORK_PINS = {("xgboost", "3.11"): "xgboost==3.2.0", ("xgboost", "3.12"): "xgboost==3.4.1",
+                  ("lightgbm", "3.11"): "lightgbm==4.7.0", ("lightgbm", "3.12"): "lightgbm==4.7.0"}
+FRAMEWORK_COMBOS = [(f, task, py) for f in FRAMEWORK_PACKAGES for task, py in (("classification", "3.11"),
+                                                                            ("regression", "3.12"))]
+
+
+@pytest.mark.parametrize(("framework", "task", "python_version"), FRAMEWORK_COMBOS,
+                         ids=["-".join(c) for c in FRAMEWORK_COMBOS])
+def test_framework_follows_into_dependencies_config_and_readme(tmp_path: Path, framework: str, task: str,
+                                                               python_version: str) -> None:
+    repo = render(tmp_path / "repo", framework=framework, task=task, python_version=python_version,
+                  clouds=["azure"] if framework != "sklearn" else ["aws", "gcp"])
+    _check_tree(repo)
+    assert yaml.safe_load((repo / ".copier-answers.yml").read_text())["framework"] == framework
+    dependencies = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    others = [d for d in dependencies if d.split("==")[0] in ("xgboost", "lightgbm")]
+    assert others == ([FRAMEWORK_PINS[framework, python_version]] if FRAMEWORK_PACKAGES[framework] else [])
+    assert "scikit-learn==1.9.1" in dependencies
+    model = yaml.safe_load((repo / "mlops.yaml").read_text())["model"]
+    assert model["estimator"] == (framework if framework != "sklearn" else "random_forest")
+    config = (repo / "src" / "my_ml_project" / "config.py").read_text()
+    names = re.search(r"^BUILT_IN_ESTIMATORS = \((.*)\)$", config, re.M).group(1)
+    expected = ([framework] if framework != "sklearn" else []) + ["random_forest", "gradient_boosting", "linear"]
+    assert [n.strip().strip('"') for n in names.split(",")] == expected
+    readme = (repo / "README.md").read_text()
+    section = readme.split("## Frameworks", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| ")]
+    clouds = "| Azure ML |" if framework != "sklearn" else "| AWS (SageMaker) | Google Cloud (Vertex AI) |"
+    assert table[0] == "| framework | local (`serve`) " + clouds
+    assert len(table) == 4 and all(line.count("|") == table[0].count("|") for line in table)
+    assert "(this repository)" in next(line for line in table if line.lower().startswith(
+        f"| {({'sklearn': 'scikit-learn'}).get(framework, framework)}"))

@@ -21,14 +21,16 @@ BIN = Path(sys.executable).parent
 PACKAGE = "my_ml_project"
 STAGE = re.compile(rf'^python -m {PACKAGE} (\w+) --target "\$\{{DEPLOY_TARGET\}}" --(?:env|to) "\$\{{ENVIRONMENT\}}"'
                    r'(?: --release "\$\{RELEASE_RECORD\}")?$')
-# The guards a command may carry: the target switch, "the build so far succeeded", "not a pull request",
-# "started by a schedule, new data or a drift alarm" (the one guard whose else branch runs the stage too).
+# The guards a command may carry, joined by &&: the target switch, "the build so far succeeded", "(not) a pull
+# request", "(not) a batch run", the rollback test, and "started by a schedule, new data or a drift alarm"
+# (the one guard whose else branch runs the same stage, without --if-new-data).
 REASONS = ("schedule", "data", "alarm")
-RETRAIN_GUARD = "if " + " || ".join(f'[ "${{RUN_REASON:-push}}" = "{r}" ]' for r in REASONS) + "; then"
-GUARD = re.compile(r'^if (\[ "\$\{DEPLOY_TARGET\}" = "aws" \]|\[ "\$\{PULL_REQUEST:-0\}" != "1" \]'
-                   r'|\[ "\$\{CODEBUILD_BUILD_SUCCEEDING:-0\}" = "1" \] && \[ "\$\{PULL_REQUEST:-0\}" != "1" \]'
-                   r'|\[ -f "artifacts/deployed-\$\{ENVIRONMENT\}.json" \] && \[ ! -f "artifacts/smoked-\$\{ENVIRONMENT\}.json" \]);'
-                   r' then$')
+RETRAIN_CONDITION = " || ".join(f'[ "${{RUN_REASON:-push}}" = "{r}" ]' for r in REASONS)
+CONDITION = (r'\[ "\$\{DEPLOY_TARGET\}" = "aws" \]|\[ "\$\{PULL_REQUEST:-0\}" !?= "1" \]'
+             r'|\[ "\$\{CODEBUILD_BUILD_SUCCEEDING:-0\}" = "1" \]|\[ "\$\{RUN_REASON:-push\}" !?= "batch" \]'
+             r'|\[ !? ?-f "artifacts/(?:deployed|smoked)-\$\{ENVIRONMENT\}.json" \]')
+GUARD = re.compile(rf'^(?:if|elif) (?:(?:{CONDITION})(?: && (?:{CONDITION}))*|{re.escape(RETRAIN_CONDITION)}); then$')
+SAMPLE = f"python -m {PACKAGE}.targets.aws.batch sample --to artifacts/batch-sample.csv"
 PR_SWITCH = ('if [ "${CODEBUILD_WEBHOOK_EVENT#PULL_REQUEST}" != "${CODEBUILD_WEBHOOK_EVENT:-}" ]; then\n'
              '  export DEPLOY_TARGET=local PULL_REQUEST=1\nfi\n')
 TOOLS = ("python -m pip install ", "python -m ruff check ", "python -m pytest ", "uvx --from ")
@@ -44,7 +46,9 @@ def _buildspec(repo: Path, name: str) -> dict:
 
 
 def _stage_sequence(commands: list[str]) -> list[str]:
-    """The stages a phase runs, in order; every command must be a stage, a tool, or a guarded stage."""
+    """The stages a phase runs, in order; every command must be a stage, a tool, or a guarded stage
+    (`if/elif/else` branches of one command each: the stage, or an echo saying why it is skipped).
+    A guarded stage reads `stage?`; a retraining guard's two branches are one stage, `train`."""
     stages = []
     for command in commands:
         lines = [line.strip() for line in command.strip().splitlines()]
@@ -53,19 +57,38 @@ def _stage_sequence(commands: list[str]) -> list[str]:
         elif len(lines) == 1 and lines[0].startswith(TOOLS):
             words = lines[0].split()  # python -m TOOL ... | uvx --from SPEC mlops-gen VERB ...
             stages.append(words[2] if words[0] == "python" else words[4])
-        elif lines[0] == RETRAIN_GUARD:  # the same stage either way, --if-new-data on a retraining run
-            assert lines[2] == "else" and lines[-1] == "fi" and len(lines) == 5, command
-            assert lines[1] == f"{lines[3]} --if-new-data" and STAGE.match(lines[3]), command
-            stages.append(STAGE.match(lines[3]).group(1))
-        else:  # if <switch>; then <one command> [else echo ...] fi
-            assert GUARD.match(lines[0]) and lines[-1] == "fi", command
-            body = lines[1:lines.index("else")] if "else" in lines else lines[1:-1]
-            assert len(body) == 1, f"one command per guarded block: {command}"
-            stage = body[0].split()[3] if body[0].startswith(f"python -m {PACKAGE} ") else body[0]
-            stages.append(f"{stage}?")
-            if "else" in lines:
-                assert all(line.startswith("echo ") for line in lines[lines.index("else") + 1:-1])
+        else:
+            stages.append(_guarded(command, lines))
     return stages
+
+
+def _guarded(command: str, lines: list[str]) -> str:
+    assert lines[-1] == "fi", command
+    branches, body = [], None
+    for line in lines[:-1]:
+        if GUARD.match(line) or line == "else":
+            assert line.startswith("if") == (body is None), command
+            body = []
+            branches.append((line, body))
+        else:
+            assert body is not None, command
+            body.append(line)
+    assert all(len(b) == 1 for _, b in branches), f"one command per guarded branch: {command}"
+    names = set()
+    for head, [line] in branches:
+        if line.startswith("echo "):
+            continue
+        if RETRAIN_CONDITION in head:
+            assert line.endswith(" --if-new-data") and STAGE.match(line.removesuffix(" --if-new-data")), command
+            line = line.removesuffix(" --if-new-data")
+        if line == SAMPLE:
+            names.add("sample")
+        else:
+            assert line.startswith(f"python -m {PACKAGE} ") or line.startswith(TOOLS), command
+            names.add(line.split()[3])
+    assert len(names) == 1, f"one stage per guarded command: {command}"
+    retrain = any(RETRAIN_CONDITION in head for head, _ in branches) and branches[-1][0] == "else"
+    return names.pop() + ("" if retrain and len(branches) == 2 else "?")
 
 
 def test_buildspec_is_a_thin_sequencer_with_one_switch(repo: Path) -> None:
@@ -82,8 +105,10 @@ def test_buildspec_is_a_thin_sequencer_with_one_switch(repo: Path) -> None:
     # the validator runs in an environment of its own, at the release that rendered the repo
     assert 'uvx --from "mlops-gen==0.1.0" mlops-gen validate --strict .' in phases["pre_build"]["commands"]
     assert _stage_sequence(phases["pre_build"]["commands"]) == ["ruff", "validate", "pytest"]
-    # pull requests stop after the gate: register, deploy and smoke are guarded by PULL_REQUEST
-    assert _stage_sequence(phases["build"]["commands"]) == ["train", "evaluate", "gate", "register?", "pipeline?"]
+    # pull requests stop after the gate: register, deploy and smoke are guarded by PULL_REQUEST; a batch run
+    # (RUN_REASON batch) runs the first three and none of the others
+    assert _stage_sequence(phases["build"]["commands"]) == [
+        "sample?", "monitor?", "batch?", "train?", "evaluate?", "gate?", "register?", "pipeline?"]
     assert spec["env"]["variables"]["RUN_REASON"] == "push"
     assert "--print-definition > artifacts/sagemaker-pipeline.json" in phases["build"]["commands"][-1]
     assert _stage_sequence(phases["post_build"]["commands"]) == ["deploy?", "smoke?"]
@@ -187,22 +212,49 @@ def test_render_without_aws_has_no_aws_files(tmp_path: Path) -> None:
 def test_generated_aws_suite_passes_offline(repo: Path) -> None:
     python = project_python(repo, ["local", "dev", "aws"], label="aws")
     run = run_generated_tests(repo, python, "-p", "no:logging", "-W", "ignore::DeprecationWarning",
-                              "tests/test_aws.py", "tests/test_aws_monitor.py")
+                              "tests/test_aws.py", "tests/test_aws_monitor.py", "tests/test_aws_batch.py")
     tail = run.stdout[-3000:] + run.stderr[-2000:]
     assert run.returncode == 0, tail
     assert re.search(r"\b\d+ passed\b", run.stdout) and "skipped" not in run.stdout, tail
 
 
 @pytest.mark.parametrize(("reason", "if_new_data"), [
-    (None, False), ("push", False), ("pull_request", False), ("schedule", True), ("data", True), ("alarm", True)])
-def test_train_adds_if_new_data_exactly_on_a_retraining_run(repo: Path, reason, if_new_data: bool) -> None:
+    (None, False), ("push", False), ("pull_request", False), ("schedule", True), ("data", True), ("alarm", True),
+    ("batch", None)])
+def test_train_adds_if_new_data_exactly_on_a_retraining_run(repo: Path, reason, if_new_data: bool | None) -> None:
     """The train step of buildspec.yml, run by bash with `python` echoing its arguments."""
     [train] = [c for c in _buildspec(repo, "buildspec.yml")["phases"]["build"]["commands"] if " train " in c]
     env = {"PATH": "/usr/bin:/bin", "DEPLOY_TARGET": "aws", "ENVIRONMENT": "staging", **({"RUN_REASON": reason} if reason else {})}
     run = subprocess.run(["bash", "-euc", f'python() {{ echo "$@"; }}\n{train}'], env=env, capture_output=True,
                          text=True, check=True)
+    if if_new_data is None:  # a batch run trains nothing
+        assert run.stdout.startswith("train, evaluate, gate, register, deploy, smoke: not in a batch run")
+        return
     assert run.stdout.split() == ["-m", PACKAGE, "train", "--target", "aws", "--env", "staging",
                                   *(["--if-new-data"] if if_new_data else [])]
+
+
+def _run_phases(repo: Path, reason: str, cwd: Path) -> list[str]:
+    """The build and post_build commands of buildspec.yml, run by bash in order as CodeBuild runs them
+    (one shell), `python` echoing its arguments: what each line would run, and the echoed skips."""
+    spec = _buildspec(repo, "buildspec.yml")["phases"]
+    script = "\n".join(["python() { echo \"python $*\"; }", *spec["build"]["commands"], "export CODEBUILD_BUILD_SUCCEEDING=1",
+                        *spec["post_build"]["commands"]])
+    env = {"PATH": "/usr/bin:/bin", "DEPLOY_TARGET": "aws", "ENVIRONMENT": "staging", "RUN_REASON": reason}
+    (cwd / "artifacts").mkdir(exist_ok=True)
+    run = subprocess.run(["bash", "-euc", script], env=env, capture_output=True, text=True, check=True, cwd=cwd)
+    return run.stdout.splitlines()
+
+
+def test_a_batch_run_checks_drift_then_scores_and_trains_nothing(repo: Path, tmp_path: Path) -> None:
+    ran = [line for line in _run_phases(repo, "batch", tmp_path) if line.startswith("python ")]
+    assert ran == [
+        f"python {SAMPLE.removeprefix('python ')}",
+        f"python -m {PACKAGE} monitor --target aws --env prod --input artifacts/batch-sample.csv",
+        f"python -m {PACKAGE} batch --target aws --env prod",
+    ]
+    pushed = [line.split()[3] for line in _run_phases(repo, "push", tmp_path) if line.startswith(f"python -m {PACKAGE} ")]
+    assert pushed == ["train", "evaluate", "gate", "register", "deploy", "smoke"]  # (pipeline: > a file)
 
 
 def _statements(role: dict) -> list[dict]:
@@ -261,6 +313,25 @@ def test_stack_alerts_a_person_and_retrains_without_one(repo: Path) -> None:
     drift = resources["RetrainOnDriftRule"]["Properties"]["EventPattern"]
     assert drift["detail"]["alarmName"] == [{"prefix": {"Fn::Sub": "${ModelName}-prod-drift-"}}]
     assert drift["detail"]["state"] == {"value": ["ALARM"]}
+    # the scheduled batch: the same starter with reason batch, only when BatchSchedule is set; a batch run
+    # skips the approval and production stages (it trained and registered nothing)
+    batch = resources["BatchOnScheduleRule"]
+    assert batch["Condition"] == "BatchOnSchedule" and parameters["BatchSchedule"]["Default"] == ""
+    assert batch["Properties"]["ScheduleExpression"] == {"Ref": "BatchSchedule"}
+    assert json.loads(batch["Properties"]["Target"]["Input"]) == {"reason": "batch"}
+    assert batch["Properties"]["Target"]["Arn"] == {"Ref": "RetrainStarter"}
+    for stage in pipeline["Stages"][2:]:
+        [condition] = stage["BeforeEntry"]["Conditions"]
+        [rule] = condition["Rules"]
+        assert condition["Result"] == "SKIP" and rule["RuleTypeId"]["Provider"] == "VariableCheck"
+        assert rule["Configuration"] == {"Variable": "#{variables.RUN_REASON}", "Operator": "NE", "Value": "batch"}
+    assert "BeforeEntry" not in pipeline["Stages"][1]
+    build_role = _statements(resources["CodeBuildRole"])
+    [project] = [s for s in build_role if s.get("Sid") == "ProjectResources"]
+    assert {"sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
+            "sagemaker:DeleteModel"} <= set(project["Action"])
+    assert any("transform-job/${ModelName}-*" in r["Fn::Sub"] for r in project["Resource"])
+    assert {s["Sid"] for s in build_role} >= {"BatchInput", "BatchOutput"}
     [trigger] = _statements(resources["RetrainTriggerRole"])
     assert (trigger["Action"], trigger["Resource"]) == ("states:StartExecution", {"Ref": "RetrainStarter"})
     [start] = _statements(resources["RetrainStarterRole"])

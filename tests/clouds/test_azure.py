@@ -21,7 +21,7 @@ BIN = Path(sys.executable).parent
 ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TASKS = {"UsePythonVersion@0", "Cache@2", "PublishTestResults@2", "AzureCLI@2",
          "PublishPipelineArtifact@1", "DownloadPipelineArtifact@2"}
-STAGES = ["Test", "Train", "Register", "DeployStaging", "DeployProd"]
+STAGES = ["Test", "Train", "Register", "DeployStaging", "DeployProd", "Batch"]
 SETUP, RUN = "infra/azure/pipelines/setup.yml", "infra/azure/pipelines/run.yml"
 
 
@@ -99,14 +99,14 @@ def test_pipeline_shape_ids_and_thin_steps(v2: Path) -> None:
     assert deployments["DeployProd"]["environment"] == "my-ml-project-prod"
     for _, job in _jobs(pipeline):  # every job sets up through the one steps template
         assert _steps(job)[_steps(job)[0] == {"download": "none"}]["template"] == SETUP
-    prod = pipeline["stages"][-1]
+    prod = next(s for s in pipeline["stages"] if s["stage"] == "DeployProd")
     assert prod["condition"] == "and(succeeded(), eq(variables.isMain, true))"
     assert "refs/heads/main" in pipeline["variables"]["isMain"]
     published = [s["inputs"]["artifact"] for _, j in _jobs(pipeline) for s in _steps(j)
                  if s.get("task") == "PublishPipelineArtifact@1"]
     downloaded = [s["inputs"]["artifactName"] for _, j in _jobs(pipeline) for s in _steps(j)
                   if s.get("task") == "DownloadPipelineArtifact@2"]
-    assert published == ["trained", "registered", "released"] and set(downloaded) <= set(published)
+    assert published == ["trained", "registered", "released", "batch"] and set(downloaded) <= set(published)
 
 
 def _runs(pipeline: dict, stage: str) -> list[dict]:
@@ -127,7 +127,7 @@ def test_step_templates_sign_in_only_on_azure_and_hold_the_shared_setup(v2: Path
     assert local["condition"] == "and(${{ parameters.condition }}, ne(variables.deployTarget, 'azure'))"
     assert cli["inputs"]["inlineScript"] == local["script"] == "set -euo pipefail\n${{ parameters.script }}\n"
     text = (v2 / "azure-pipelines.yml").read_text()
-    assert "AzureCLI@2" not in text and text.count(f"template: {RUN}") == 6
+    assert "AzureCLI@2" not in text and text.count(f"template: {RUN}") == 8
 
 
 def test_one_meaning_of_pull_request_main_and_release(v2: Path) -> None:
@@ -273,13 +273,36 @@ def test_pipeline_retrains_on_schedule_data_and_alarm(v2: Path) -> None:
     assert pipeline["lockBehavior"] == "sequential"
     (parameter,) = pipeline["parameters"]
     assert parameter["name"] == "runReason" and parameter["default"] == "auto"
-    assert set(parameter["values"]) == {"auto", "push", "pull_request", "schedule", "data", "alarm"}
+    assert set(parameter["values"]) == {"auto", "push", "pull_request", "schedule", "data", "alarm", "batch"}
     reason = pipeline["variables"]["runReason"]
-    assert "${{ parameters.runReason }}" in reason and "'Schedule'), 'schedule'" in reason
+    assert "${{ parameters.runReason }}" in reason and "'Batch on schedule'), 'batch', 'schedule')" in reason
     (train,) = [r for r in _runs(pipeline, "Train")]
     first = train["script"].splitlines()[0]
     assert first == 'case "$(runReason)" in schedule|data|alarm) only_new=--if-new-data ;; *) only_new= ;; esac'
     assert 'train --target "$(deployTarget)" $only_new' in train["script"]
+
+
+def test_a_batch_run_scores_and_never_trains_or_deploys(v2: Path) -> None:
+    """runReason=batch (the 'Batch on schedule' schedule, or queued): only Test and Batch run; Batch
+    judges a sample of batch.input for drift before it scores, both on prod's version."""
+    pipeline = _pipeline(v2)
+    stages = {s["stage"]: s for s in pipeline["stages"]}
+    reason = pipeline["variables"]["runReason"]
+    assert "iif(eq(variables['Build.CronSchedule.DisplayName'], 'Batch on schedule'), 'batch', 'schedule')" in reason
+    assert stages["Train"]["condition"] == "and(succeeded(), ne(variables.runReason, 'batch'))"
+    for later in ("Register", "DeployStaging", "DeployProd"):  # each needs Train, skipped in a batch run
+        assert "condition" not in stages[later] or "succeeded()" in stages[later]["condition"]
+    assert stages["Batch"]["dependsOn"] == "Test"
+    assert stages["Batch"]["condition"] == "and(succeeded(), eq(variables.runReason, 'batch'))"
+    drift, score = (r["script"] for r in _runs(pipeline, "Batch"))
+    mkdir, sample, monitor = drift.splitlines()
+    assert mkdir == "mkdir -p artifacts"  # the report is published even when the drift check fails
+    assert sample == "sample=$(python -m my_ml_project.targets.azure.batch_input sample artifacts/batch-input.csv)"
+    assert monitor == 'python -m my_ml_project monitor --target "$(deployTarget)" --env prod --input "$sample"'
+    assert score == 'python -m my_ml_project batch --target "$(deployTarget)" --env prod'
+    # the batch schedule is the user's to add with batch.schedule: shown, commented, with its displayName
+    text = (v2 / "azure-pipelines.yml").read_text()
+    assert "  #   displayName: Batch on schedule\n" in text
 
 
 @pytest.mark.slow
@@ -290,7 +313,8 @@ def test_generated_repo_passes_its_own_tests(flavour: str, label: str, request) 
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     python = project_python(repo, ["local", "dev", "azure"], label=label)
     # Only the Azure tests: the rest of the generated suite is the foundation's, tested there.
-    tests = ["tests/test_azure_v1.py"] if flavour == "v1" else ["tests/test_azure.py", "tests/test_azure_monitor.py"]
+    tests = ["tests/test_azure_v1.py"] if flavour == "v1" else ["tests/test_azure.py", "tests/test_azure_monitor.py",
+                                                                   "tests/test_azure_batch.py"]
     run = run_generated_tests(repo, python, "-W", "ignore", *tests)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
     summary = run.stdout.strip().splitlines()[-1]

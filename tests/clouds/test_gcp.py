@@ -23,7 +23,7 @@ from tests.helpers import project_python, render, run_generated_tests
 
 BIN = Path(sys.executable).parent
 BUILD_FILES = ("cloudbuild.yaml", "cloudbuild.prod.yaml")
-TRIGGERS = ("pull-request", "staging", "prod", "retrain-schedule", "retrain-data", "retrain-alarm")
+TRIGGERS = ("pull-request", "staging", "prod", "retrain-schedule", "retrain-data", "retrain-alarm", "batch")
 RETRAIN = {"retrain-schedule": "schedule", "retrain-data": "data", "retrain-alarm": "alarm"}
 # Substitutions Cloud Build defines itself (https://cloud.google.com/build/docs/configuring-builds/substitute-variable-values)
 BUILT_IN = {"PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION", "TRIGGER_NAME", "COMMIT_SHA", "REVISION_ID",
@@ -31,7 +31,7 @@ BUILT_IN = {"PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION", "TRIGGER_NAM
             "TRIGGER_BUILD_CONFIG_PATH", "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT"}
 REFERENCE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z_][A-Za-z0-9_]*))")
 PINNED_PYTHON = re.compile(r"^python:3\.1[12]\.\d+-slim(-bookworm)?$")
-STAGES = ["train", "evaluate", "gate", "register", "deploy-smoke"]
+STAGES = ["train", "evaluate", "gate", "register", "deploy-smoke", "batch"]
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +123,22 @@ def test_retrain_triggers_build_the_default_branch_with_their_reason(which: str,
     assert _load(repo / "infra" / "gcp" / "triggers" / "pull-request.yaml")["substitutions"]["_RUN_REASON"] == "pull_request"
 
 
+@pytest.mark.parametrize("which", ["repo", "odd"])
+def test_batch_trigger_scores_with_prod_on_the_default_branch(which: str, request) -> None:
+    """The scheduled batch: a manual BuildTrigger (Cloud Scheduler runs it) building the default branch's
+    cloudbuild.yaml with _RUN_REASON=batch against prod; otherwise the staging trigger's substitutions."""
+    repo = request.getfixturevalue(which)
+    triggers = repo / "infra" / "gcp" / "triggers"
+    message = json_format.ParseDict(_load(triggers / "batch.yaml"), BuildTrigger.pb(BuildTrigger()))
+    assert dict(message.substitutions) == {**_load(triggers / "staging.yaml")["substitutions"],
+                                           "_RUN_REASON": "batch", "_ENV": "prod"}
+    branch = "release/2.x" if which == "odd" else "main"
+    assert message.source_to_build.ref == message.git_file_source.revision == f"refs/heads/{branch}"
+    assert message.git_file_source.path == "cloudbuild.yaml"
+    assert not message.HasField("pubsub_config") and not message.HasField("github")
+    assert message.name.endswith("-batch")
+
+
 def test_mlops_gen_validate_accepts_the_gcp_files(repo: Path) -> None:
     files = [str(repo / n) for n in BUILD_FILES]
     run = subprocess.run([str(BIN / "mlops-gen"), "validate", "--strict", *files], capture_output=True, text=True)
@@ -162,10 +178,11 @@ def test_steps_are_thin_pinned_and_fail_loudly(repo: Path, name: str) -> None:
             else:  # stages on the one switch, guarded by the pull-request switch or the run reason, or rolled back
                 stages = [c.split()[c.split().index("-m") + 2] for c in commands if "my_ml_project" in c]
                 assert stages in (["register"], ["deploy", "smoke"], ["deploy", "smoke", "rollback"],
-                                  ["train", "train"]), stages
-                assert all('--target "${_DEPLOY_TARGET}"' in c for c in commands if "my_ml_project" in c)
-                assert all(c.strip().startswith(("if ", "fi", "else", "echo ", "exit 1", ".venv/bin/python",
-                                                  "--record", "--release")) for c in commands), commands
+                                  ["train", "train"], ["evaluate"], ["gate"], ["sample", "monitor", "batch"]), stages
+                # every stage on the one switch (the batch input's sampler is a helper module, not a stage)
+                assert all('--target "${_DEPLOY_TARGET}"' in c for c in commands if " my_ml_project " in c)
+                assert all(c.strip().startswith(("if ", "elif ", "fi", "else", "echo ", "exit 1", ".venv/bin/python",
+                                                  "--record", "--release", "--input")) for c in commands), commands
         elif step["id"] == "validate":  # the validator, in an environment of its own
             assert step["entrypoint"] == ".venv/bin/uvx" and step["args"][:2] == ["--from", "mlops-gen==0.1.0"]
         else:  # every other step is the workspace venv's Python running a module
@@ -195,13 +212,21 @@ def test_staging_build_order_and_parallel_checks(repo: Path) -> None:
     assert steps["validate"]["args"] == ["--from", "mlops-gen==0.1.0", "mlops-gen", "validate", "--strict", "."]
     for before, after in itertools.pairwise(STAGES):
         assert steps[after]["waitFor"] == [before]
-    assert [s["id"] for s in build["steps"]][-5:] == STAGES
+    assert [s["id"] for s in build["steps"]][-len(STAGES):] == STAGES
     # the test step runs the offline tests of every cloud, so it installs their extras too
     assert '".[${_DEPLOY_TARGET},dev,gcp]"' in steps["install"]["args"][-1]
     assert "COMMIT_SHA=${COMMIT_SHA}" in build["options"]["env"]
     # a pull request stops after the gate; main records the smoke-tested version per commit
     for step in ("register", "deploy-smoke"):
         assert 'if [ "${_PULL_REQUEST}"' in steps[step]["args"][-1]
+    # a batch run (infra/gcp/triggers/batch.yaml) trains and deploys nothing; only it runs the batch step
+    assert train[retrain - 2].strip() == 'if [ "${_RUN_REASON}" = "batch" ]; then'
+    for step in ("evaluate", "gate", "register", "deploy-smoke"):
+        assert '"${_RUN_REASON}" != "batch"' in steps[step]["args"][-1], step
+    batch = steps["batch"]["args"][-1].splitlines()
+    assert batch[1] == 'if [ "${_RUN_REASON}" = "batch" ]; then'
+    monitor, score = batch.index(next(c for c in batch if " monitor " in c)), batch.index(next(c for c in batch if " batch " in c))
+    assert "artifacts/batch/input-sample.csv" in batch[monitor + 1] and monitor < score  # drift fails before scoring
     assert build["substitutions"]["_PULL_REQUEST"] == "false"
     assert '--record "${_RELEASES}/${COMMIT_SHA}.json"' in steps["deploy-smoke"]["args"][-1]
     assert "artifacts" not in build  # nothing is written to Google Cloud but by the stages themselves
@@ -293,7 +318,7 @@ def test_setup_script_against_a_fake_gcloud(repo: Path, tmp_path: Path) -> None:
     assert any(c.startswith("storage buckets create gs://my-ml-project-ml-mlops") for c in calls)
     assert sum(c.startswith("iam service-accounts create") for c in calls) == 3  # builder, runtime, retrain invoker
     imported = [c for c in calls if c.startswith("builds triggers import")]
-    assert len(imported) == 6 and all(os.path.isfile(c.split("--source ")[1]) for c in imported)
+    assert len(imported) == 7 and all(os.path.isfile(c.split("--source ")[1]) for c in imported)
     roles = " ".join(c for c in calls if "add-iam-policy-binding" in c)
     assert "roles/owner" not in roles and "roles/editor" not in roles
     assert "roles/iam.serviceAccountUser" in roles
@@ -313,6 +338,7 @@ def test_setup_script_against_a_fake_gcloud(repo: Path, tmp_path: Path) -> None:
     assert "--schedule 0 3 * * 1 --time-zone Etc/UTC" in schedule
     assert "/locations/global/triggers/0f1e2d3c-trigger-id:run" in schedule
     assert "--oauth-service-account-email retrain-invoker@" in schedule
+    assert not any("scheduler jobs create http my-ml-project-batch" in c for c in calls)  # batch.schedule: null
     assert "not on Cloud Storage" in run.stdout  # the default data is not in a bucket: no notification
     failing = tmp_path / "bin" / "gcloud"
     failing.write_text("#!/usr/bin/env bash\nexit 3\n")
@@ -322,7 +348,7 @@ def test_setup_script_against_a_fake_gcloud(repo: Path, tmp_path: Path) -> None:
 def test_operate_reads_alert_email_schedule_and_data_from_mlops_yaml(repo: Path, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(repo, tmp_path / "repo"))
     _set_mlops(copy, alerts__email="ml-team@example.com", monitoring__retrain_schedule=None,
-               data__source="gs://acme-data/fraud/transactions-*.csv")
+               data__source="gs://acme-data/fraud/transactions-*.csv", batch__schedule="30 2 * * *")
     log = tmp_path / "calls.log"
     env = _fake_cli(tmp_path / "bin", log)
     env.update(PROJECT_ID="p-1", REGION="europe-west4", BUCKET="b-1", PREFIX="fraud", BUILDER="x@p-1.iam.gserviceaccount.com")
@@ -333,7 +359,10 @@ def test_operate_reads_alert_email_schedule_and_data_from_mlops_yaml(repo: Path,
     assert "--channel-labels email_address=ml-team@example.com" in email
     for created in (c for c in calls if c.startswith("alpha monitoring policies create")):
         assert "--notification-channels projects/p/notificationChannels/" in created
-    assert not any(c.startswith("scheduler jobs create") for c in calls)  # retrain_schedule: null
+    created = [c for c in calls if c.startswith("scheduler jobs create")]  # retrain_schedule: null; the batch's
+    assert len(created) == 1 and created[0].startswith("scheduler jobs create http fraud-batch ")
+    assert "--schedule 30 2 * * * --time-zone Etc/UTC" in created[0]
+    assert "builds triggers describe fraud-batch --project p-1 --format value(id)" in calls
     notification = next(c for c in calls if c.startswith("storage buckets notifications create gs://acme-data"))
     assert "--topic projects/p-1/topics/fraud-new-data --event-types OBJECT_FINALIZE" in notification
     assert notification.endswith("--object-prefix fraud/transactions-")

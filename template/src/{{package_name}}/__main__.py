@@ -37,9 +37,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
                              "(artifacts/smoked-staging.json, or where smoke --record wrote it)")
     parser.add_argument("--record", metavar="PATH_OR_URI",
                         help="smoke: also write the release record here (e.g. gs://bucket/releases/COMMIT.json)")
-    parser.add_argument("--model-dir", type=Path, default=Path("artifacts/model"), help="serve: the bundle")
-    parser.add_argument("--host", default="127.0.0.1", help="serve: address to bind")
-    parser.add_argument("--port", type=int, default=8080, help="serve: port")
+    parser.add_argument("--model-dir", type=Path,
+                        help="serve: the bundle (default: where the platform mounts it, see model_dir(); "
+                             "else artifacts/model)")
+    parser.add_argument("--host", help="serve: address to bind (default: $SERVE_HOST, else 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="serve: port (default: $AIP_HTTP_PORT, else 8080)")
     parser.add_argument("--state-file", type=Path, help="serve: exit when this deployment record is replaced")
     parser.add_argument("--health-port", type=int, help="serve: also listen here (a port of this server alone)")
     for flag, kind, what in (("--max-body-mb", float, "largest request body"), ("--max-rows", int, "rows per request"),
@@ -92,7 +94,18 @@ def _limits(args: argparse.Namespace):
 
     from .serving import Limits
 
-    values = config_lib.load(args.config).serving.model_dump() if args.config.exists() else {}
+    values = {}
+    if args.config.exists():  # only its serving: section, so a server (an image) needs no data or cloud config
+        import yaml
+
+        try:
+            raw = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+            section = raw.get("serving") if isinstance(raw, dict) else None
+            values = config_lib.Serving.model_validate(section or {}).model_dump()
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{args.config}: not valid YAML: {exc}") from None
+        except config_lib.ValidationError as exc:
+            raise ConfigError(config_lib.format_errors(f"{args.config.name}: serving", exc)) from None
     for field in fields(Limits):
         flag = getattr(args, field.name, None)
         if flag is not None:
@@ -112,6 +125,51 @@ def _capture(args: argparse.Namespace):
     return CaptureWriter(args.capture_dir, percent, max_mb, os.environ.get("MODEL_VERSION", "unknown"))
 
 
+# Where each platform puts the model of a custom serving container, in the order `serve` looks:
+# Vertex AI (the Model's artifact URI: a gs:// URI, copied here with fsspec, or a path), Azure ML (the
+# deployment's model, in a folder of its own name below it), then MODEL_DIR (the image's: SageMaker
+# mounts ModelDataUrl at /opt/ml/model, and a model baked into the image is there too).
+MODEL_DIR_VARIABLES = ("AIP_STORAGE_URI", "AZUREML_MODEL_DIR", "MODEL_DIR")
+
+
+def model_dir(given: Path | None) -> tuple[Path, str]:
+    """The bundle `serve` loads and what named it: --model-dir, else the first platform variable that is
+    set, else artifacts/model. A folder holding the bundle one level down (Azure ML's <model>/) is
+    looked into."""
+    if given is not None:
+        return given, "--model-dir"
+    for name in MODEL_DIR_VARIABLES:
+        value = os.environ.get(name)
+        if not value:
+            continue
+        if "://" in value:
+            value = _copy_model(value, name)
+        folder = Path(value)
+        if not (folder / "model.joblib").exists() and folder.is_dir():
+            inner = sorted(p.parent for p in folder.glob("*/model.joblib"))
+            folder = inner[0] if len(inner) == 1 else folder
+        return folder, f"${name}"
+    return Path("artifacts/model"), "--model-dir"
+
+
+def _copy_model(uri: str, name: str) -> str:
+    """A model at a URI (Vertex AI's AIP_STORAGE_URI is gs://...), copied into a temporary folder."""
+    import tempfile
+
+    try:
+        import fsspec
+
+        dest = tempfile.mkdtemp(prefix="model-")
+        fs, path = fsspec.core.url_to_fs(uri)
+        fs.get(path.rstrip("/") + "/", dest + "/", recursive=True)
+    except (ImportError, ValueError) as exc:  # fsspec knows no such protocol (e.g. gcsfs is not installed)
+        raise ConfigError(f"${name}: cannot read {uri} ({exc}); install the extra of its cloud into the "
+                          "image (docker build --build-arg EXTRAS=...) or bake the model in") from None
+    except OSError as exc:
+        raise ConfigError(f"${name}: cannot copy the model from {uri}: {exc}") from None
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     root = Path.cwd()
@@ -119,10 +177,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.stage == "serve":
             from .serving import serve
 
-            if not (args.model_dir / "model.joblib").exists():
-                raise ConfigError(f"--model-dir: {args.model_dir}/model.joblib not found; run `train` first")
-            serve(args.model_dir, args.host, args.port, args.state_file, args.health_port, _limits(args),
-                  _capture(args))
+            bundle, source = model_dir(args.model_dir)
+            if not (bundle / "model.joblib").exists():
+                raise ConfigError(f"{source}: {bundle}/model.joblib not found; run `train` first")
+            host = args.host or os.environ.get("SERVE_HOST") or "127.0.0.1"
+            port = args.port or os.environ.get("AIP_HTTP_PORT") or 8080
+            if not str(port).isdigit():
+                raise ConfigError(f"$AIP_HTTP_PORT: '{port}' is not a port number")
+            port = int(port)
+            serve(bundle, host, port, args.state_file, args.health_port, _limits(args), _capture(args))
             return 0
         # Only the stages that build the model or call a cloud pay for the checks that import
         # scikit-learn or botocore's service models.
@@ -155,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.stage == "train":
             result = stages.train(config, target, root, args.if_new_data)
         elif args.stage == "monitor":
-            result = stages.monitor(config, target, root, args.env, Path(args.input) if args.input else None)
+            result = stages.monitor(config, target, root, args.env, args.input)
         elif args.stage == "batch":
             if not (args.input or config.batch.input) or not (args.output or config.batch.output):
                 raise ConfigError("batch: give --input and --output (or batch.input and batch.output in mlops.yaml)")

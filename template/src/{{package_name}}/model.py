@@ -1,9 +1,12 @@
 """The model: a scikit-learn pipeline (preprocessing + estimator), its metrics, and the bundle every
 target serves.
 
-The bundle is a folder with `model.joblib` (a plain scikit-learn Pipeline: what the clouds' prebuilt
-scikit-learn containers load) and `model.json` (task, input schema, classes, positive class), so
-every server turns requests into the frame the pipeline was fitted on.
+The estimator is scikit-learn's, or XGBoost's / LightGBM's through their scikit-learn API
+(`model.estimator: xgboost | lightgbm`, imported only when chosen), in the same preprocessing.
+
+The bundle is a folder with `model.joblib` (a scikit-learn Pipeline: what the clouds' prebuilt
+scikit-learn containers load) and `model.json` (task, input schema, classes, positive class, and the
+framework the pipeline needs), so every server turns requests into the frame the pipeline was fitted on.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import joblib
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
@@ -28,7 +32,7 @@ from sklearn.ensemble import (
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
 
 from . import contract
 from . import schema as schema_lib
@@ -47,13 +51,68 @@ _ESTIMATORS = {
         "linear": Ridge,
     },
 }
+# Other frameworks' scikit-learn API, by built-in name: (package, classifier, regressor). Imported only
+# when configured, so a repository without the package installed never needs it.
+_FRAMEWORK_ESTIMATORS = {
+    "xgboost": ("xgboost", "XGBClassifier", "XGBRegressor"),
+    "lightgbm": ("lightgbm", "LGBMClassifier", "LGBMRegressor"),
+}
+# What makes them deterministic and quiet (the generated tests fail on any warning), besides the seed
+# (random_state = data.seed) and mlops.yaml's n_jobs (a fixed thread count): LightGBM prints
+# "[LightGBM] [Warning] ..." lines unless verbose=-1, and gives the same model run to run only with
+# deterministic=True and a fixed histogram layout. mlops.yaml's model.params win.
+_FRAMEWORK_DEFAULTS = {
+    "lightgbm": {"verbose": -1, "deterministic": True, "force_row_wise": True},
+}
 # Estimators that take NaN themselves; the others get imputation. Linear models also get scaling.
 _TAKES_NAN = (HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomForestClassifier,
               RandomForestRegressor)
+# Frameworks whose estimators take NaN themselves (their trees learn where missing values go).
+_NAN_FRAMEWORKS = ("xgboost", "lightgbm")
 
 
 def estimator_class(task: str, name: str) -> type:
+    if name in _FRAMEWORK_ESTIMATORS:
+        package, classifier, regressor = _FRAMEWORK_ESTIMATORS[name]
+        try:
+            module = importlib.import_module(package)
+        except ImportError as exc:
+            raise ConfigError(f"mlops.yaml: model.estimator: {name} needs the {package} package, which is not "
+                              f"installed ({exc}); add it to the dependencies in pyproject.toml") from None
+        return getattr(module, classifier if task == "classification" else regressor)
     return _ESTIMATORS[task][name]
+
+
+def _framework_of_class(cls: type) -> str:
+    """The top-level package an estimator class comes from: sklearn, xgboost, lightgbm, or another."""
+    return cls.__module__.split(".", 1)[0]
+
+
+class LabelEncodedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """A classifier that only takes the labels 0..n-1 (XGBoost), fitted on encoded labels: `classes_`,
+    `predict` and the columns of `predict_proba` are the training labels, as with any scikit-learn
+    classifier, so evaluate, gate and every server read it the same way."""
+
+    def __init__(self, estimator) -> None:
+        self.estimator = estimator
+
+    def fit(self, X, y, **fit_params):
+        self.encoder_ = LabelEncoder().fit(y)
+        self.classes_ = self.encoder_.classes_
+        self.estimator_ = clone(self.estimator).fit(X, self.encoder_.transform(y), **fit_params)
+        if hasattr(self.estimator_, "n_features_in_"):
+            self.n_features_in_ = self.estimator_.n_features_in_
+        return self
+
+    def predict(self, X):
+        return self.classes_[np.asarray(self.estimator_.predict(X)).astype(int)]
+
+    def predict_proba(self, X):
+        return self.estimator_.predict_proba(X)
+
+
+def _needs_encoded_labels(estimator) -> bool:
+    return _framework_of_class(type(estimator)) == "xgboost" and hasattr(estimator, "predict_proba")
 
 
 def _estimator(config: Config):
@@ -74,6 +133,8 @@ def _estimator(config: Config):
         params.setdefault("random_state", config.data.seed)
     if cls is LogisticRegression:
         params.setdefault("max_iter", 1000)
+    for key, value in _FRAMEWORK_DEFAULTS.get(name, {}).items():
+        params.setdefault(key, value)
     return cls(**params)
 
 
@@ -82,7 +143,9 @@ def build(config: Config, schema: list[dict]) -> Pipeline:
     estimator = _estimator(config)
     if isinstance(estimator, Pipeline):
         return estimator
-    takes_nan = isinstance(estimator, _TAKES_NAN)
+    takes_nan = isinstance(estimator, _TAKES_NAN) or _framework_of_class(type(estimator)) in _NAN_FRAMEWORKS
+    if config.task == "classification" and _needs_encoded_labels(estimator):
+        estimator = LabelEncodedClassifier(estimator)
     # Columns by position, not name: the clouds' prebuilt containers (Vertex AI) predict on arrays.
     numeric = [i for i, c in enumerate(schema) if c["kind"] == schema_lib.NUMERIC]
     categorical = [i for i, c in enumerate(schema) if c["kind"] == schema_lib.CATEGORICAL]
@@ -97,6 +160,26 @@ def build(config: Config, schema: list[dict]) -> Pipeline:
             OneHotEncoder(handle_unknown="ignore", sparse_output=False)), categorical))
     prep = ColumnTransformer(parts, remainder="drop")
     return Pipeline([("prep", prep), ("model", estimator)])
+
+
+def framework_of(model) -> dict[str, str]:
+    """The library a fitted model needs to load and predict, besides scikit-learn, and its version:
+    {"framework": "sklearn" | "xgboost" | "lightgbm" | <another package>, "framework_version": ...}.
+    Targets read it from model.json to know whether a prebuilt serving container can load the bundle."""
+    final = model
+    while True:
+        if isinstance(final, Pipeline):
+            final = final.steps[-1][1]
+        elif isinstance(final, LabelEncodedClassifier):
+            final = getattr(final, "estimator_", final.estimator)
+        else:
+            break
+    framework = _framework_of_class(type(final))
+    try:
+        version = str(importlib.import_module(framework).__version__)
+    except (ImportError, AttributeError):
+        version = ""
+    return {"framework": framework, "framework_version": version}
 
 
 def positive_class(config: Config, y: pd.Series):
@@ -118,7 +201,8 @@ def fit(config: Config, X: pd.DataFrame, y: pd.Series) -> tuple[Pipeline, dict]:
     schema = schema_lib.infer(X)
     pipeline = build(config, schema)
     pipeline.fit(schema_lib.coerce(X, schema), y)
-    meta = {"task": config.task, "features": [c["name"] for c in schema], "schema": schema}
+    meta = {"task": config.task, "features": [c["name"] for c in schema], "schema": schema,
+            **framework_of(pipeline)}
     if config.task == "classification":
         meta["classes"] = [contract.plain(c) for c in pipeline.classes_]
         pos = positive_class(config, y)

@@ -4,7 +4,8 @@ The same app answers
 - SageMaker:  GET /ping, POST /invocations (JSON {"instances": [...]} or text/csv rows)
 - Vertex AI:  GET /health, POST /predict   ({"instances": [...]} -> {"predictions": [...]}), and the
               routes named by AIP_HEALTH_ROUTE / AIP_PREDICT_ROUTE when Vertex sets them
-- Azure ML:   POST /score                  ({"data": [...]} or {"input_data": {"data": [...]}})
+- Azure ML:   POST /score                  ({"data": [...]} or {"input_data": {"data": [...]}}), and
+              GET / /live /ready as a custom container's liveness and readiness routes
 so the local deployment is a faithful stand-in for the clouds' serving containers.
 
 What it does with every request (the behaviour of KServe's model server, MLServer and the SageMaker
@@ -303,7 +304,10 @@ def create_app(model_dir: Path, limits: Limits | None = None, capture=None) -> S
         return Response(metrics.render(), media_type=metrics.content_type)
 
     predict_routes = {"/invocations", "/predict", "/score", os.environ.get("AIP_PREDICT_ROUTE") or "/predict"}
-    health_routes = {"/ping", "/health", os.environ.get("AIP_HEALTH_ROUTE") or "/health"}
+    # /ping SageMaker and Kubernetes probes; /health Vertex AI; / /live /ready Azure ML custom containers
+    # (the liveness and readiness routes of the deployment's environment: the model loads before the app
+    # starts, so the server is ready as soon as it answers).
+    health_routes = {"/ping", "/health", "/", "/live", "/ready", os.environ.get("AIP_HEALTH_ROUTE") or "/health"}
     routes = [Route(p, health, methods=["GET"]) for p in sorted(health_routes)]
     routes += [Route(p, handle, methods=["POST"]) for p in sorted(predict_routes)]
     routes.append(Route("/metrics", prometheus, methods=["GET"]))

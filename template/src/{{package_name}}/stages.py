@@ -418,7 +418,7 @@ def _setup_monitoring(target: Target, env: str, deployment) -> dict | str:
     return done if done is not None else "captured traffic, judged by `monitor`"
 
 
-def monitor(config: Config, target: Target, root: Path, env: str, input_path: Path | None = None) -> dict:
+def monitor(config: Config, target: Target, root: Path, env: str, input_path: str | None = None) -> dict:
     """The verdict on `env`'s traffic (or on a file of rows, e.g. a batch input): the platform's own
     monitor's latest result where the target has one, else captured traffic against the baseline of
     the version serving. Writes artifacts/monitor/report.json and report.html; fails (exit 1) on
@@ -446,12 +446,12 @@ def monitor(config: Config, target: Target, root: Path, env: str, input_path: Pa
                         f" on {q['rows']} labelled rows")
         raise StageFailed(f"monitor: {env} ({result.window}, {result.rows} rows, version {result.version}): "
                           f"{'; '.join(what)}. Report: {folder / 'report.html'}")
-    for note in result.notes:
-        summary.setdefault("notes", []).append(note)
+    if result.notes:
+        summary["notes"] = result.notes
     return summary
 
 
-def _judge_traffic(config: Config, target: Target, env: str, input_path: Path | None):
+def _judge_traffic(config: Config, target: Target, env: str, input_path: str | None):
     import tempfile
 
     from .monitoring import traffic, verdict
@@ -468,11 +468,11 @@ def _judge_traffic(config: Config, target: Target, env: str, input_path: Path | 
         if input_path is not None:
             seen = traffic.from_file(input_path, meta["schema"], config.data.sep)
         else:
-            capture = getattr(target, "capture_dir", None)
+            capture = target.capture_dir(env)
             if capture is None:
                 raise StageFailed(f"monitor: the {target.name} target has no monitor result and no captured traffic")
             window = config.monitoring.window
-            seen = traffic.captured(capture(env), meta["schema"], window.hours, window.rows, version,
+            seen = traffic.captured(capture, meta["schema"], window.hours, window.rows, version,
                                     with_keys=config.monitoring.ground_truth is not None)
         return verdict.compare(config, env, version, base, seen, meta, folder)
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Operate, on Google Cloud: what watches a deployed model and retrains it without a person. Run by
 # infra/gcp/setup.sh (after the triggers are imported); idempotent. Reads mlops.yaml (alerts.email,
-# monitoring.retrain_schedule, data.source, gcp.capture_dataset) with the repository's Python.
+# monitoring.retrain_schedule, data.source, gcp.capture_dataset, batch.schedule) with the repository's Python.
 #   - capture: the BigQuery dataset the endpoints log their requests to (deploy sets the logging up);
 #   - alerts: e-mail and Pub/Sub notification channels, and the alert policies of infra/gcp/alerts/;
 #   - retraining: a Cloud Scheduler job running the retrain-schedule trigger, a Cloud Storage
-#     notification of new data for the retrain-data trigger (the drift policy feeds retrain-alarm).
+#     notification of new data for the retrain-data trigger (the drift policy feeds retrain-alarm);
+#   - the scheduled batch: a Cloud Scheduler job running the batch trigger on batch.schedule.
 # Vertex AI Model Monitoring itself is set up by `deploy` (src/my_ml_project/targets/gcp/monitor.py).
 set -euo pipefail
 
@@ -15,7 +16,7 @@ ROOT="$(cd "${HERE}/../.." && pwd)"
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "${ROOT}/.venv/bin/python" ]; then PYTHON="${ROOT}/.venv/bin/python"; else PYTHON=python3; fi
 fi
-INVOKER="retrain-invoker@${PROJECT_ID}.iam.gserviceaccount.com"   # Cloud Scheduler runs the trigger as it
+INVOKER="retrain-invoker@${PROJECT_ID}.iam.gserviceaccount.com"   # Cloud Scheduler runs the triggers as it
 
 config() {  # the value at a dotted path of mlops.yaml ('' when absent or null)
   "$PYTHON" - "${ROOT}/mlops.yaml" "$1" <<'PY'
@@ -34,6 +35,7 @@ PY
 
 ALERT_EMAIL="${ALERT_EMAIL-$(config alerts.email)}"
 RETRAIN_SCHEDULE="${RETRAIN_SCHEDULE-$(config monitoring.retrain_schedule)}"
+BATCH_SCHEDULE="${BATCH_SCHEDULE-$(config batch.schedule)}"
 DATA_SOURCE="${DATA_SOURCE-$(config data.source)}"
 CAPTURE_DATASET="$(config gcp.capture_dataset)"
 CAPTURE_DATASET="${CAPTURE_DATASET:-mlops_capture}"
@@ -97,32 +99,39 @@ policy "${HERE}/alerts/endpoint-errors.yaml" "$EMAIL_CHANNEL"
 policy "${HERE}/alerts/endpoint-latency.yaml" "$EMAIL_CHANNEL"
 policy "${HERE}/alerts/drift.yaml" "${EMAIL_CHANNEL:+${EMAIL_CHANNEL},}${ALARM_CHANNEL}"
 
-echo "== retraining: who may run the retrain triggers (Cloud Scheduler)"
+echo "== retraining and batch: who may run the scheduled triggers (Cloud Scheduler)"
 if ! gcloud iam service-accounts describe "$INVOKER" --project "$PROJECT_ID" >/dev/null 2>&1; then
   gcloud iam service-accounts create retrain-invoker --project "$PROJECT_ID" \
-    --display-name "${PREFIX}: runs the retrain triggers"
+    --display-name "${PREFIX}: runs the retrain and batch triggers"
 fi
 gcloud projects add-iam-policy-binding "$PROJECT_ID" --member "serviceAccount:${INVOKER}" \
   --role roles/cloudbuild.builds.editor --condition None --quiet >/dev/null
 gcloud iam service-accounts add-iam-policy-binding "$BUILDER" --project "$PROJECT_ID" \
   --member "serviceAccount:${INVOKER}" --role roles/iam.serviceAccountUser >/dev/null
 
+schedule() {  # job trigger cron: Cloud Scheduler runs the trigger on cron (UTC); no cron deletes the job
+  local action trigger_id
+  if gcloud scheduler jobs describe "$1" --project "$PROJECT_ID" --location "$REGION" >/dev/null 2>&1; then
+    action=update
+  else
+    action=create
+  fi
+  if [ -n "$3" ]; then
+    trigger_id="$(gcloud builds triggers describe "$2" --project "$PROJECT_ID" --format 'value(id)')"
+    gcloud scheduler jobs "$action" http "$1" --project "$PROJECT_ID" --location "$REGION" \
+      --schedule "$3" --time-zone Etc/UTC --http-method POST --message-body '{}' \
+      --uri "https://cloudbuild.googleapis.com/v1/projects/${PROJECT_ID}/locations/global/triggers/${trigger_id}:run" \
+      --oauth-service-account-email "$INVOKER" >/dev/null
+  elif [ "$action" = update ]; then
+    gcloud scheduler jobs delete "$1" --project "$PROJECT_ID" --location "$REGION" --quiet
+  fi
+}
+
 echo "== retraining on a schedule: ${RETRAIN_SCHEDULE:-none} (UTC)"
-JOB="${PREFIX}-retrain"
-TRIGGER_ID="$(gcloud builds triggers describe "${PREFIX}-retrain-schedule" --project "$PROJECT_ID" --format 'value(id)')"
-if gcloud scheduler jobs describe "$JOB" --project "$PROJECT_ID" --location "$REGION" >/dev/null 2>&1; then
-  ACTION=update
-else
-  ACTION=create
-fi
-if [ -n "$RETRAIN_SCHEDULE" ]; then
-  gcloud scheduler jobs "$ACTION" http "$JOB" --project "$PROJECT_ID" --location "$REGION" \
-    --schedule "$RETRAIN_SCHEDULE" --time-zone Etc/UTC --http-method POST --message-body '{}' \
-    --uri "https://cloudbuild.googleapis.com/v1/projects/${PROJECT_ID}/locations/global/triggers/${TRIGGER_ID}:run" \
-    --oauth-service-account-email "$INVOKER" >/dev/null
-elif [ "$ACTION" = update ]; then
-  gcloud scheduler jobs delete "$JOB" --project "$PROJECT_ID" --location "$REGION" --quiet
-fi
+schedule "${PREFIX}-retrain" "${PREFIX}-retrain-schedule" "$RETRAIN_SCHEDULE"
+
+echo "== scheduled batch: ${BATCH_SCHEDULE:-none} (UTC)"
+schedule "${PREFIX}-batch" "${PREFIX}-batch" "$BATCH_SCHEDULE"
 
 echo "== retraining on new data: ${DATA_SOURCE}"
 case "$DATA_SOURCE" in

@@ -66,7 +66,7 @@ for topic in "${PREFIX}-new-data" "${PREFIX}-drift-alarm"; do
 done
 
 echo "== triggers (the GitHub repository must be connected to Cloud Build first, see README)"
-for trigger in pull-request staging prod retrain-schedule retrain-data retrain-alarm; do
+for trigger in pull-request staging prod retrain-schedule retrain-data retrain-alarm batch; do
   gcloud builds triggers import --project "$PROJECT_ID" --source "${HERE}/triggers/${trigger}.yaml"
 done
 

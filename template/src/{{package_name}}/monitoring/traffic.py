@@ -96,19 +96,20 @@ def captured(folder: Path, schema: list[dict], hours: float | None, rows: int | 
     return Traffic(features, pd.Series(column(1, "prediction")), keys, label)
 
 
-def from_file(path: Path, schema: list[dict], sep: str = ",") -> Traffic:
-    """Rows of a CSV, Parquet or JSON-lines file with the feature columns (extra columns ignored)."""
-    suffix = path.suffix.lower()
+def from_file(location: str, schema: list[dict], sep: str = ",") -> Traffic:
+    """Rows of a CSV, Parquet or JSON-lines file (a path, or a URI the installed fsspec filesystems
+    read: s3://, gs://, abfs://) with the feature columns; other columns are ignored."""
+    suffix = Path(location.split("?", 1)[0]).suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
+            frame = pd.read_parquet(location)
         elif suffix in (".jsonl", ".json"):
-            frame = pd.read_json(path, lines=True)
+            frame = pd.read_json(location, lines=True)
         else:
-            frame = pd.read_csv(path, sep=sep)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--input {path}: cannot read it ({exc})") from None
+            frame = pd.read_csv(location, sep=sep)
+    except (OSError, ValueError, ImportError) as exc:
+        raise ConfigError(f"--input {location}: cannot read it ({exc})") from None
     missing = [c["name"] for c in schema if c["name"] not in frame.columns]
     if missing:
-        raise ConfigError(f"--input {path}: columns missing: {', '.join(missing[:10])}")
-    return Traffic(frame[[c["name"] for c in schema]], None, None, f"{path.name} ({len(frame)} rows)")
+        raise ConfigError(f"--input {location}: columns missing: {', '.join(missing[:10])}")
+    return Traffic(frame[[c["name"] for c in schema]], None, None, f"{Path(location).name} ({len(frame)} rows)")

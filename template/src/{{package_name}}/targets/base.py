@@ -14,6 +14,14 @@ from pathlib import Path
 
 from ..config import Config
 
+# The model frameworks each cloud target's prebuilt serving path loads (README, "Frameworks"): AWS and
+# GCP serve in the clouds' prebuilt scikit-learn containers (no xgboost or lightgbm in them, and their
+# own XGBoost containers load a bare booster, not this repository's Pipeline); Azure ML serves with
+# this repository's scoring script in an environment built from pyproject.toml, so with every framework.
+# A target not named here (local, k8s) runs this repository's own server. Otherwise: `serving: image`.
+PREBUILT_FRAMEWORKS = {"aws": ("sklearn",), "azure": ("sklearn", "xgboost", "lightgbm"), "gcp": ("sklearn",)}
+_FRAMEWORK_ESTIMATORS = ("xgboost", "lightgbm")  # built-in model.estimator names of another framework
+
 
 @dataclass
 class ModelVersion:
@@ -116,6 +124,25 @@ class Target(ABC):
             raise StageFailed(f"deploy: version {version} is {status or 'not approved'}; {env} needs an approved "
                               f"version (run `promote --version {version} --to {env}` first)")
 
+    def check_framework(self, stage: str, model_dir: Path | None = None) -> None:
+        """Refuse (exit 2) a model whose framework this target's prebuilt serving container cannot load,
+        before anything is uploaded: the framework model.json records (register), else the one
+        model.estimator names (train, deploy). Serving this repository's own image lifts the limit."""
+        from ..errors import ConfigError
+
+        allowed = PREBUILT_FRAMEWORKS.get(self.name)
+        if allowed is None or str(getattr(self.config.serving, "mode", "prebuilt")) == "image":
+            return
+        recorded = model_dir is not None and Path(model_dir, "model.json").is_file()
+        framework = json.loads(Path(model_dir, "model.json").read_text()).get("framework") if recorded else None
+        estimator = self.config.model.estimator
+        framework = framework or (estimator if estimator in _FRAMEWORK_ESTIMATORS else "sklearn")
+        if framework in _FRAMEWORK_ESTIMATORS and framework not in allowed:
+            raise ConfigError(
+                f"{stage} --target {self.name}: framework: the model is {framework}, which the {self.name} "
+                f"target's prebuilt serving container cannot load (it serves {', '.join(allowed)}); "
+                f"this needs `serving: image` (README, Frameworks), or model.estimator of scikit-learn")
+
     def previous_sample(self, env: str) -> list | None:
         """The sample request of the version `env` served before this one, or None."""
         return None
@@ -136,6 +163,10 @@ class Target(ABC):
         Monitor schedule, Azure ML monitor schedule, Vertex AI model monitoring) from the training
         statistics in `baseline_dir` (baseline.json, baseline.csv). None: nothing to set up (local:
         `monitor` reads the captured traffic itself)."""
+        return None
+
+    def capture_dir(self, env: str) -> Path | None:
+        """The folder of `env`'s captured traffic on this machine (capture-*.jsonl), if it has one."""
         return None
 
     def latest_monitor_result(self, env: str) -> MonitorResult | None:

@@ -259,7 +259,7 @@ class LocalTarget(Target):
         process.kill()
         raise StageFailed(f"deploy: the model server did not answer {url}/ping within {timeout:.0f}s")
 
-    def capture_dir(self, env: str) -> Path:
+    def capture_dir(self, env: str) -> Path | None:
         return self.state / "capture" / env
 
     def endpoint(self, env: str) -> dict:

@@ -10,11 +10,15 @@ One file, three roles:
 - serving: the container's inference toolkit imports this file as `inference.py` and calls
   model_fn / input_fn / predict_fn / output_fn. That part imports only what the container has
   (joblib, numpy, pandas) and the project's schema.py, copied beside it as `model_schema.py`: it
-  answers {"instances": [...]} with {"predictions": [...]}, the same contract as serving.py.
+  answers {"instances": [...]} with {"predictions": [...]}, the same contract as serving.py; asked
+  for text/csv (Batch Transform, targets/aws/batch.py) it answers one line per row: the prediction,
+  then for a classifier the probability of each class.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -44,8 +48,21 @@ def input_fn(body, content_type: str) -> list:
         payload = json.loads(text)
         return payload.get("instances") if isinstance(payload, dict) else payload
     if content_type.startswith(CSV):
-        return [row.split(",") for row in text.splitlines() if row.strip()]
+        return [row for row in csv.reader(io.StringIO(text)) if any(value.strip() for value in row)]
     raise ValueError(f"unsupported content type {content_type!r}; send {JSON} or {CSV}")
+
+
+class Predictions(list):
+    """predict_fn's answer: the predictions (all a JSON client gets), and for a classifier the way to
+    its class probabilities, computed only when a CSV client asks (`probabilities()`)."""
+
+    def __init__(self, values, probabilities=None) -> None:
+        super().__init__(values)
+        self.probabilities = probabilities
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
 
 
 def predict_fn(instances, model: dict) -> list:
@@ -53,13 +70,24 @@ def predict_fn(instances, model: dict) -> list:
     import model_schema  # the project's schema.py, packaged beside this file
 
     frame = model_schema.rows_to_frame(instances, model["meta"]["schema"])
-    predicted = model["pipeline"].predict(frame)
-    return [value.item() if hasattr(value, "item") else value for value in predicted]
+    pipeline = model["pipeline"]
+    probabilities = None
+    if model["meta"].get("task") == "classification" and hasattr(pipeline, "predict_proba"):
+        probabilities = lambda: pipeline.predict_proba(frame).tolist()  # noqa: E731
+    return Predictions([_plain(value) for value in pipeline.predict(frame)], probabilities)
 
 
 def output_fn(prediction: list, accept: str):
+    if accept and accept.startswith(CSV):
+        probabilities = getattr(prediction, "probabilities", None)
+        rows = ([[p, *q] for p, q in zip(prediction, probabilities(), strict=True)] if probabilities
+                else [[p] for p in prediction])
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        # no newline after the last row: Batch Transform (AssembleWith Line) adds one per response
+        return buffer.getvalue().removesuffix("\n"), CSV
     if accept and accept not in ("*/*", JSON) and not accept.startswith(JSON):
-        raise ValueError(f"unsupported accept type {accept!r}; ask for {JSON}")
+        raise ValueError(f"unsupported accept type {accept!r}; ask for {JSON} or {CSV}")
     return json.dumps({"predictions": prediction}), JSON
 
 

@@ -21,6 +21,7 @@ INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
 ENDPOINT_INSTANCE_SHAPE = "ProductionVariantInstanceType"
 TRAINING_INSTANCE_SHAPE = "TrainingInstanceType"
 PROCESSING_INSTANCE_SHAPE = "ProcessingInstanceType"
+TRANSFORM_INSTANCE_SHAPE = "TransformInstanceType"
 # CodeBuild (infra/aws/pipeline.yaml) passes what the stack created; these win over mlops.yaml.
 ROLE_VARIABLE = "SAGEMAKER_ROLE_ARN"
 BUCKET_VARIABLE = "ARTIFACT_BUCKET"
@@ -132,6 +133,22 @@ class Monitor(Strict):
         return check_instance_type(value, PROCESSING_INSTANCE_SHAPE)
 
 
+class Batch(Strict):
+    """SageMaker Batch Transform (`batch --target aws`): the instances that score, how long the run may
+    take (Batch Transform has no runtime limit of its own: the job is stopped after this), and the
+    largest request sent to the container (rows are gathered into requests up to this size)."""
+
+    instance_type: str = Field("ml.m5.large", pattern=INSTANCE_TYPE_PATTERN)
+    instance_count: int = Field(1, ge=1, le=100)
+    timeout_seconds: int = Field(3600, ge=60, le=172800)
+    max_payload_mb: int = Field(6, ge=1, le=100)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _transform_type(cls, value: str) -> str:
+        return check_instance_type(value, TRANSFORM_INSTANCE_SHAPE)
+
+
 class AwsSettings(Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
     # Execution role of training jobs and endpoints, and the bucket for artifacts and data capture:
@@ -145,6 +162,7 @@ class AwsSettings(Strict):
     framework_version: str = "1.9-0"
     training: Training = Training()
     monitor: Monitor = Monitor()
+    batch: Batch = Batch()
     # Per environment of `environments:`; an environment not listed here gets the defaults.
     endpoints: dict[str, Endpoint] = {}
 

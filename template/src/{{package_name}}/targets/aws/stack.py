@@ -1,5 +1,6 @@
 """The parameters of infra/aws/pipeline.yaml that mlops.yaml decides, so the stack and the stages read
-one configuration: who alarms reach, when to retrain, where new data lands, the latency bound.
+one configuration: who alarms reach, when to retrain, where new data lands, the latency bound, when
+the scheduled batch runs and which S3 folders it may read and write.
 
     eval "set -- $(python -m <package>.targets.aws.stack)"
     aws cloudformation deploy ... --parameter-overrides FullRepositoryId=OWNER/REPO "$@"
@@ -27,9 +28,20 @@ def data_location(source: str) -> tuple[str, str]:
     return bucket, key
 
 
+def output_folder(output: str | None) -> tuple[str, str]:
+    """(bucket, key prefix) of the folder an s3:// batch output lands in (its rejects file sits beside it)."""
+    bucket, prefix = data_location(output or "")
+    return bucket, prefix.rpartition("/")[0] + "/" if "/" in prefix else ""
+
+
 def parameters(config: Config) -> dict[str, str]:
-    schedule = config.monitoring.retrain_schedule
+    schedule, batch = config.monitoring.retrain_schedule, config.batch
     bucket, prefix = data_location(config.data.source)
+    batch_in, batch_out = data_location(batch.input or ""), output_folder(batch.output)
+    scheduled = bool(batch.schedule and batch_in[0] and batch_out[0])
+    if batch.schedule and not scheduled:
+        raise ConfigError("mlops.yaml: batch.input / batch.output: a scheduled batch on AWS reads and writes "
+                          f"S3; give s3:// URIs (now: {batch.input}, {batch.output})")
     return {
         "ModelName": config.model.name,
         "AlertEmail": config.alerts.email,
@@ -37,6 +49,11 @@ def parameters(config: Config) -> dict[str, str]:
         "DataBucket": bucket,
         "DataPrefix": prefix,
         "P99LatencyMicroseconds": str(int(config.smoke.max_latency_ms * 1000)),
+        "BatchSchedule": aws_cron(batch.schedule, "batch.schedule") if scheduled else "",
+        "BatchInputBucket": batch_in[0] if scheduled else "",
+        "BatchInputPrefix": batch_in[1] if scheduled else "",
+        "BatchOutputBucket": batch_out[0] if scheduled else "",
+        "BatchOutputPrefix": batch_out[1] if scheduled else "",
     }
 
 

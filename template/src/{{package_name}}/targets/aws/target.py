@@ -10,6 +10,7 @@
 - invoke:   sagemaker-runtime InvokeEndpoint with {"instances": [...]}
 - monitor:  data capture at monitoring.capture_percent, and SageMaker Model Monitor schedules with
             drift alarms per feature, set up after each deploy (monitor.py)
+- batch:    a Batch Transform job on a package version, S3 to S3, rows checked first (batch.py)
 
 Every call goes through boto3, so AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_<SERVICE>) points the
 target at an emulator. Nothing is created before mlops.yaml has been checked.
@@ -139,6 +140,7 @@ class AwsTarget(Target):
     def train(self, artifacts: Path) -> bool:
         if not self.aws.training.managed:
             return False
+        self.check_framework("train")
         training = self.aws.training
         sourcedir = self.upload_code()
         job = resource_name(self.config.model.name, "train", _stamp())
@@ -234,6 +236,7 @@ class AwsTarget(Target):
         }
 
     def register(self, model_dir: Path, metrics: dict, lineage: dict, approved: bool) -> ModelVersion:
+        self.check_framework("register", model_dir)
         self._ensure_group()
         commit = str(lineage.get("git_commit") or self._commit())
         folder = self._key("models", f"{_stamp()}-{commit[:12]}")
@@ -366,6 +369,7 @@ class AwsTarget(Target):
         return self._version_of(candidates[0]["ModelPackageArn"])
 
     def deploy(self, env: str, version: str | None = None) -> Deployment:
+        self.check_framework("deploy")
         if version is None:
             return self._deploy(env, self._version_for(env))
         chosen = self._package(str(version))
@@ -391,21 +395,9 @@ class AwsTarget(Target):
         sagemaker = self.client("sagemaker")
         settings = self.aws.endpoint(env)
         endpoint = self.endpoint_name(env)
-        container = sagemaker.describe_model_package(ModelPackageName=version.uri)["InferenceSpecification"][
-            "Containers"
-        ][0]
         name = resource_name(self.config.model.name, env, f"v{version.version}", _stamp())
         tags = self._tags(**{TAG_VERSION: version.version, "mlops:env": env})
-        sagemaker.create_model(
-            ModelName=name,
-            PrimaryContainer={
-                "Image": container["Image"],
-                "ModelDataUrl": container["ModelDataUrl"],
-                "Environment": container.get("Environment", {}),
-            },
-            ExecutionRoleArn=self.role_arn(),
-            Tags=tags,
-        )
+        self.create_model(name, version, tags)
         sagemaker.create_endpoint_config(
             EndpointConfigName=name,
             ProductionVariants=[
@@ -475,6 +467,23 @@ class AwsTarget(Target):
         )
         self._enable_autoscaling(endpoint, settings)
         return Deployment(env, endpoint, version.version)
+
+    def create_model(self, name: str, version: ModelVersion, tags: list[dict]) -> None:
+        """A SageMaker Model of `version`'s container (image, model.tar.gz, environment): what an
+        endpoint config or a transform job runs."""
+        container = self.client("sagemaker").describe_model_package(ModelPackageName=version.uri)[
+            "InferenceSpecification"
+        ]["Containers"][0]
+        self.client("sagemaker").create_model(
+            ModelName=name,
+            PrimaryContainer={
+                "Image": container["Image"],
+                "ModelDataUrl": container["ModelDataUrl"],
+                "Environment": container.get("Environment", {}),
+            },
+            ExecutionRoleArn=self.role_arn(),
+            Tags=tags,
+        )
 
     def _wait_in_service(self, endpoint: str) -> None:
         try:
@@ -612,6 +621,14 @@ class AwsTarget(Target):
 
     def latest_monitor_result(self, env: str) -> MonitorResult | None:
         return self._monitor().latest(env)
+
+    # -- batch: SageMaker Batch Transform (targets/aws/batch.py) -----------------------------------------
+    def batch_job(self, version: str, source: str, output: str) -> dict:
+        from .batch import BatchTransform, s3_location
+
+        s3_location(source, "--input")  # refused before any AWS call
+        s3_location(output, "--output")
+        return BatchTransform(self).run(self._package(version), source, output)
 
     def pipeline_definition(self) -> dict:
         return sm.definition(self.config, self._commit())

@@ -25,6 +25,19 @@ class AzureDeployment(Strict):
     request_timeout_ms: int = Field(5000, ge=100, le=180000)
 
 
+class AzureBatch(Strict):
+    """`batch --target azure`: one batch endpoint of the model, a model deployment per version on a cluster."""
+
+    endpoint: str | None = Field(None, pattern=ENDPOINT_NAME)  # unique per region; null: batch is not set up
+    compute: str | None = Field(None, pattern=COMPUTE_NAME)    # null: the training cluster (azure.compute.name)
+    instance_count: int = Field(1, ge=1, le=100)
+    mini_batch_size: int = Field(10, ge=1)                     # input files per run() call
+    max_concurrency_per_instance: int = Field(1, ge=1)
+    max_retries: int = Field(3, ge=0)                          # a mini-batch that fails is retried this often
+    retry_timeout_seconds: int = Field(300, ge=30)             # longest run() of one mini-batch
+    timeout_minutes: int = Field(120, ge=1, le=7 * 24 * 60)   # `batch` cancels the job and fails after this
+
+
 class AzureSettings(Strict):
     location: str = Field(pattern=r"^[a-z][a-z0-9]{2,29}$")
     resource_group: str = Field(min_length=1, max_length=90)
@@ -40,3 +53,4 @@ class AzureSettings(Strict):
     train_timeout_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
     deploy_timeout_minutes: int = Field(30, ge=1, le=240)
     deployments: dict[str, AzureDeployment] = Field(min_length=1)
+    batch: AzureBatch = AzureBatch()

@@ -11,6 +11,11 @@
             only then takes 100% of the traffic; the old deployment is removed afterwards.
             A failed smoke deletes the new deployment and leaves traffic where it was.
 - invoke:   HTTPS to the endpoint's scoring URI with its key (fetched at run time, never stored).
+- batch:    the model's batch endpoint (azure.batch.endpoint, created when missing) and a model deployment
+            per version running batch_score.py, invoked on a URI file or folder into a datastore folder,
+            waited for at most azure.batch.timeout_minutes. Bad rows: before submitting, the runner reads
+            the input and applies the local engine's row checks; above batch.max_reject_rate nothing is
+            submitted (exit 1). The job applies the same checks and writes the rejects beside each scores file.
 - monitor:  deployments collect their inputs and outputs (monitoring.capture_percent); after each
             deploy (and rollback) the environment's Azure ML monitor schedule follows the live
             deployment and the serving version's reference data (monitor.py), and `monitor` reads
@@ -36,11 +41,14 @@ from pathlib import Path
 from azure.ai.ml import MLClient
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import Model
+from azure.ai.ml.exceptions import JobException
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from ... import stages
 from ...errors import ConfigError, StageFailed
 from ..base import Deployment, ModelVersion, MonitorResult, Target
+from . import batch as azure_batch
+from . import batch_input
 from . import ml as azure_ml
 from . import monitor as azure_monitor
 
@@ -136,7 +144,8 @@ class AzureTarget(Target):
         )
         submitted = self.client.jobs.create_or_update(job, experiment_name=self.settings.experiment)
         print(f"azure: submitted command job {submitted.name}: {submitted.studio_url}", flush=True)
-        self._wait_job(submitted.name, submitted.studio_url)
+        self._wait_job(submitted.name, submitted.studio_url, "train", "azure.train_timeout_minutes",
+                       self.settings.train_timeout_minutes)
         with tempfile.TemporaryDirectory() as tmp:
             self.client.jobs.download(submitted.name, download_path=tmp, output_name="model")
             bundle = Path(tmp) / "named-outputs" / "model"
@@ -149,8 +158,9 @@ class AzureTarget(Target):
         )
         return True
 
-    def _wait_job(self, name: str, url: str | None) -> None:
-        minutes = self.settings.train_timeout_minutes
+    def _wait_job(self, name: str, url: str | None, stage: str, setting: str, minutes: int) -> str:
+        """Polls the job until it ends; cancels it past `minutes`. A failed job fails the stage with the
+        job's own error (jobs.stream raises it for a finished job)."""
         deadline, last = time.monotonic() + minutes * 60, None
         while True:
             status = self.client.jobs.get(name).status
@@ -158,16 +168,28 @@ class AzureTarget(Target):
                 print(f"azure: job {name}: {status}", flush=True)
                 last = status
             if status == DONE:
-                return
+                return status
             if status in FAILED:
-                raise StageFailed(f"train: Azure ML job {name} ended {status}; logs: {url}")
+                raise StageFailed(f"{stage}: Azure ML job {name} ended {status}{self._job_error(name)}; logs: {url}")
             if time.monotonic() >= deadline:
                 self.client.jobs.begin_cancel(name)
                 raise StageFailed(
-                    f"train: Azure ML job {name} still {status} after azure.train_timeout_minutes={minutes}; "
-                    f"cancelled ({url})"
+                    f"{stage}: Azure ML job {name} still {status} after {setting}={minutes}; cancelled ({url})"
                 )
             time.sleep(self.poll_seconds)
+
+    def _job_error(self, name: str) -> str:
+        try:
+            self.client.jobs.stream(name)
+        except (JobException, HttpResponseError) as exc:  # JobException carries the job's error as JSON
+            text = getattr(exc, "message", None) or str(exc)
+            try:
+                error = json.loads(text[text.index("{"):])
+                text = f"{error.get('code', 'error')}: {error.get('message', text)}"
+            except ValueError:
+                pass
+            return f": {' '.join(text.split())[:2000]}"
+        return ""
 
     # -- registry ---------------------------------------------------------------------------------
     def _models(self) -> list[Model]:
@@ -442,6 +464,67 @@ class AzureTarget(Target):
                     elif level + 1 < depth:
                         pending.append((child.name, level + 1))
         return found
+
+    # -- batch ----------------------------------------------------------------------------------------
+    def batch_job(self, version: str, source: str, output: str) -> dict:
+        inputs, outputs = azure_batch.job_io(source, output)  # a local path: exit 2 before any call
+        endpoint = azure_batch.endpoint_name(self.config)
+        checked = self._check_batch_rows(version, source)
+        minutes = self.settings.deploy_timeout_minutes
+        try:
+            self.client.batch_endpoints.get(endpoint)
+        except ResourceNotFoundError:
+            self._wait(self.client.batch_endpoints.begin_create_or_update(azure_batch.endpoint(self.config)),
+                       minutes, f"batch: creating batch endpoint {endpoint}")
+        model = self._model(version)
+        spec = azure_batch.deployment(self.config, self.root, version, f"azureml:{model.name}:{model.version}",
+                                      self.environment_id())
+        self._wait(self.client.batch_deployments.begin_create_or_update(spec), minutes,
+                   f"batch: deployment {spec.name} of version {version} on {endpoint}")
+        job = self.client.batch_endpoints.invoke(endpoint_name=endpoint, deployment_name=spec.name, inputs=inputs,
+                                                 outputs=outputs, experiment_name=self.settings.experiment)
+        print(f"azure: batch job {job.name} of version {version}: {job.studio_url}", flush=True)
+        state = self._wait_job(job.name, job.studio_url, "batch", "azure.batch.timeout_minutes",
+                               self.settings.batch.timeout_minutes)
+        result = {"job": job.name, "state": state, "version": str(version), "endpoint": endpoint,
+                  "deployment": spec.name, "input": source, "output": outputs[azure_batch.OUTPUT].path,
+                  **checked, "studio_url": job.studio_url}
+        if checked["rejected"]:
+            result["rejects"] = f"{result['output']}/<input file name>.rejects.<ext>"
+        (self.root / "artifacts").mkdir(exist_ok=True)
+        (self.root / "artifacts" / "batch.json").write_text(json.dumps(result, indent=2) + "\n")
+        return result
+
+    def _check_batch_rows(self, version: str, source: str) -> dict:
+        """The local engine's row checks over the input, read from storage on this machine; above
+        batch.max_reject_rate the job is not submitted (exit 1)."""
+        from ... import batch as batch_lib
+
+        schema = self.schema_of(version)
+        if schema is None:
+            raise StageFailed(f"batch: version {version} has no model.json with its input schema")
+        ids = self.config.batch_id_columns
+        allowed = {c["name"] for c in schema} | set(ids) | {self.config.data.target}
+        read, reasons = 0, {}
+        for location in batch_lib.input_files(batch_input.readable(source, *batch_input.lookups(self.client))):
+            kind = batch_lib.FORMATS[Path(location).suffix.lower()]
+            for frame in batch_lib.chunks(location, kind, self.config.batch.chunk_rows, self.config.data.sep, schema):
+                missing = [c for c in ids if c not in frame.columns]
+                if missing:
+                    raise ConfigError(f"--input {source}: id column(s) {', '.join(missing)} missing (batch.id_columns)")
+                _, bad = batch_lib.check(frame, schema, allowed)
+                read += len(frame)
+                for reason, count in bad.value_counts().items():
+                    reasons[reason] = reasons.get(reason, 0) + int(count)
+        rejected = sum(reasons.values())
+        rate = rejected / read if read else 0.0
+        if rate > self.config.batch.max_reject_rate:
+            top = "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+            raise StageFailed(f"batch: {rejected} of {read} rows of {source} fail the model's schema ({rate:.2%} > "
+                              f"batch.max_reject_rate {self.config.batch.max_reject_rate:.2%}): {top}. Nothing was "
+                              f"submitted; `batch --target local --input <a copy>` writes every rejected row with its reason")
+        return {"read": read, "scored": read - rejected, "rejected": rejected, "reject_rate": round(rate, 6),
+                "reasons": reasons}
 
     def pipeline_definition(self) -> dict:
         return azure_ml.specs(self.config, self.root)

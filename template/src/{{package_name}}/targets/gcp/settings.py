@@ -36,6 +36,26 @@ class GcpEnvironment(Strict):
         return self
 
 
+class GcpBatch(Strict):
+    """Machines of `batch --target gcp` (a Vertex AI batch prediction job) and how long it may take."""
+
+    machine_type: str = Field("n1-standard-2", pattern=r"^[a-z0-9]+-[a-z0-9-]+$")
+    starting_replicas: int = Field(1, ge=1)
+    max_replicas: int = Field(2, ge=1)
+    # Rows per prediction request the job sends the serving container (Vertex AI's default is 64).
+    batch_size: int = Field(64, ge=1, le=10_000)
+    # The stage cancels the job and fails after this; the Cloud Build timeout (2 h) bounds a scheduled batch.
+    timeout_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+
+    @model_validator(mode="after")
+    def _replicas(self) -> GcpBatch:
+        if self.max_replicas < self.starting_replicas:
+            raise ValueError(
+                f"max_replicas ({self.max_replicas}) is below starting_replicas ({self.starting_replicas})"
+            )
+        return self
+
+
 class GcpSettings(Strict):
     project_id: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
     region: str = Field(pattern=r"^[a-z]+-[a-z]+\d+$")
@@ -63,6 +83,7 @@ class GcpSettings(Strict):
     # has drifted; null: mapped from monitoring.drift_threshold (PSI) per feature (targets/gcp/monitor.py).
     monitor_threshold: float | None = Field(None, gt=0, le=1)
     environments: dict[str, GcpEnvironment] = Field(default_factory=dict)
+    batch: GcpBatch = GcpBatch()
 
     @property
     def root(self) -> str:

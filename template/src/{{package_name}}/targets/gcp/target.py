@@ -15,6 +15,8 @@ canary is undeployed and the old version keeps serving.
 Operate. Every endpoint logs `monitoring.capture_percent` of its requests to BigQuery, and `deploy`
 creates or updates the endpoint's Vertex AI Model Monitoring job for the version it deployed (from
 the version's baseline.csv); `monitor` reads that job's newest statistics (monitor.py).
+
+Batch. `batch --target gcp` runs a Vertex AI batch prediction job on a registered version (batch.py).
 """
 
 from __future__ import annotations
@@ -185,6 +187,7 @@ class GcpTarget(Target):
         print(f"warning: {message} The canary on deploy checks that it loads.", file=sys.stderr)
 
     def register(self, model_dir: Path, metrics: dict, lineage: dict, approved: bool) -> ModelVersion:
+        self.check_framework("register", model_dir)
         approval = "approved" if approved else "pending"
         record = self._pipeline_record()
         model_dir = Path(model_dir)
@@ -358,6 +361,7 @@ class GcpTarget(Target):
         return str(self._due(env).version_id)
 
     def deploy(self, env: str, version: str | None = None) -> Deployment:
+        self.check_framework("deploy")
         if version is None:
             model = self._due(env)
         else:
@@ -506,6 +510,12 @@ class GcpTarget(Target):
                 request=monitor.search_request(job.name, deployed.id)))
         return monitor.to_result(env, self.serving_version(env), job, answers, console)
 
+    # -- batch: a Vertex AI batch prediction job (batch.py) -----------------------------------------
+    def batch_job(self, version: str, source: str, output: str) -> dict:
+        from . import batch
+
+        return batch.run(self, version, source, output)
+
     # -- Vertex AI Pipelines -----------------------------------------------------------------------
     def _pipeline_record(self) -> dict | None:
         path = self.artifacts / PIPELINE_RECORD
@@ -540,6 +550,7 @@ class GcpTarget(Target):
     def train(self, artifacts: Path) -> bool:
         if self.gcp.training == "in_step":
             return False
+        self.check_framework("train")
         from ...stages import git_commit
         from . import vertex
 
