@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -27,7 +26,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from bench_serving import CLIENT, free_port  # noqa: E402
+from bench_serving import CLIENT, free_port, wait_ready  # noqa: E402
 
 from tests.helpers import project_python, render  # noqa: E402
 
@@ -71,12 +70,7 @@ def latency(python: Path, repo: Path, package: str, capture: Path | None, second
     env = {**os.environ, "PYTHONPATH": str(repo / "src")}
     server = subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_ready(port)
         out = subprocess.run([str(python), "-c", CLIENT, str(port), "20", "10", str(seconds),
                               str(repo / "artifacts" / "sample.json")], capture_output=True, text=True, check=True)
         return json.loads(out.stdout)

@@ -70,6 +70,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_ready(port: int, seconds: float = 30) -> None:
+    """Until the server on `port` answers /ping."""
+    for _ in range(int(seconds * 10)):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 def memory_kb(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -108,12 +118,7 @@ def run_mode(python: Path, repo: Path, batch: int, scenarios, seconds: float) ->
                                "--max-batch-size", str(batch), "--max-in-flight", "1000"],
                               cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_ready(port)
         idle = memory_kb(server.pid, "VmRSS")
         results = []
         for clients, rows in scenarios:

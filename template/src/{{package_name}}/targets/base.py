@@ -60,6 +60,26 @@ class MonitorResult:
     notes: list[str] = field(default_factory=list)
 
 
+def invoke_http(base_url: str, instances: list) -> list:
+    """Predictions from a server of this repository (`serve`: a local deployment, a Kubernetes Service)
+    over its SageMaker route; a non-2xx answer or no answer is a StageFailed naming the URL."""
+    import urllib.error
+    import urllib.request
+
+    from ..errors import StageFailed
+
+    url = base_url + "/invocations"
+    request = urllib.request.Request(url, data=json.dumps({"instances": instances}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["predictions"]
+    except urllib.error.HTTPError as exc:
+        raise StageFailed(f"{url} answered {exc.code}: {exc.read()[:500]!r}") from None
+    except OSError as exc:
+        raise StageFailed(f"{url} did not answer: {exc}") from None
+
+
 class Target(ABC):
     name: str = ""
     keeps_previous_samples = False  # previous_sample() can answer (the smoke stage says when it cannot)

@@ -19,14 +19,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import StageFailed
-from .base import Deployment, ModelVersion, Target
+from .base import Deployment, ModelVersion, Target, invoke_http
 
 PACKAGE = __package__.rsplit(".", 1)[0]
 # Servers started by this process: they outlive the deploy call by design (each exits when its
@@ -269,18 +268,7 @@ class LocalTarget(Target):
         return deployment
 
     def invoke(self, env: str, instances: list) -> list:
-        url = self.endpoint(env)["url"] + "/invocations"
-        request = urllib.request.Request(
-            url, data=json.dumps({"instances": instances}).encode(),
-            headers={"Content-Type": "application/json"}, method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read())["predictions"]
-        except urllib.error.HTTPError as exc:
-            raise StageFailed(f"{url} answered {exc.code}: {exc.read()[:500]!r}") from None
-        except OSError as exc:
-            raise StageFailed(f"{url} did not answer: {exc}") from None
+        return invoke_http(self.endpoint(env)["url"], instances)
 
     def undeploy(self, env: str) -> None:
         deployment = self._deployment(env)

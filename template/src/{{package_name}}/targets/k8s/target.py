@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +32,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ...errors import ConfigError, StageFailed
-from ..base import Deployment, ModelVersion, Target
+from ..base import Deployment, ModelVersion, Target, invoke_http
 from .settings import K8sSettings
 
 VERSION_ANNOTATION = "mlops/model-version"
@@ -418,16 +416,7 @@ class K8sTarget(Target):
         return None
 
     def invoke(self, env: str, instances: list) -> list:
-        url = self._url(env) + "/invocations"
-        request = urllib.request.Request(url, data=json.dumps({"instances": instances}).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read())["predictions"]
-        except urllib.error.HTTPError as exc:
-            raise StageFailed(f"{url} answered {exc.code}: {exc.read()[:500]!r}") from None
-        except OSError as exc:
-            raise StageFailed(f"{url} did not answer: {exc}") from None
+        return invoke_http(self._url(env), instances)
 
 
 TARGET = K8sTarget
