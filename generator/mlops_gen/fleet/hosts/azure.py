@@ -48,7 +48,7 @@ class Azure(Host):
                 "scopePath": "/" + path, "recursionLevel": "none", "versionDescriptor.version": repo.default_branch,
                 "versionDescriptor.versionType": "branch"})
         except HostError as error:
-            if "HTTP 404" in str(error):
+            if error.status == 404:
                 return None
             raise
         items = [i for i in data.get("value", []) if not i.get("isFolder")]

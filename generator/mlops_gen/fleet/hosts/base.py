@@ -24,7 +24,9 @@ RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
 class HostError(Exception):
-    """A request failed; the message says which and why (never the token)."""
+    """A request failed; the message says which and why (never the token); `status` is the HTTP one."""
+
+    status: int | None = None
 
 
 class AuthError(HostError):
@@ -129,7 +131,9 @@ class Http:
         message = self._redact(f"{method} {url}: HTTP {status}: {str(detail)[:200]}")
         if status in (401, 403) and not self._answered:
             return AuthError(f"{self.host} refused the token in {self.variable} (HTTP {status})")
-        return HostError(message)
+        error = HostError(message)
+        error.status = status
+        return error
 
     def _redact(self, text: str) -> str:
         return text.replace(self.secret, "***") if self.secret else text

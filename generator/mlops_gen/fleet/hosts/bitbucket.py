@@ -46,7 +46,7 @@ class Bitbucket(Host):
             text, _ = self.http.request("GET", f"/repositories/{repo.name}/src/{_q(repo.default_branch)}/{_q(path)}",
                                         raw=True)
         except HostError as error:
-            if "HTTP 404" in str(error):
+            if error.status == 404:
                 return None
             raise
         return str(text)

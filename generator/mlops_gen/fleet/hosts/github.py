@@ -33,7 +33,7 @@ class GitHub(Host):
             data, _ = self.http.request("GET", f"/repos/{repo.name}/contents/{_q(path)}",
                                         query={"ref": repo.default_branch})
         except HostError as error:
-            if "HTTP 404" in str(error):
+            if error.status == 404:
                 return None
             raise
         if not isinstance(data, dict) or data.get("type") != "file":

@@ -40,7 +40,7 @@ class GitLab(Host):
             text, _ = self.http.request("GET", f"/projects/{repo.key}/repository/files/{_q(path)}/raw",
                                         query={"ref": repo.default_branch}, raw=True)
         except HostError as error:
-            if "HTTP 404" in str(error):
+            if error.status == 404:
                 return None
             raise
         return str(text)
