@@ -52,9 +52,8 @@ INVALID = [
     ("azure_ml_sdk", "v3", "is not in"),
     ("framework", "catboost", "is not in"),
     ("framework", "XGBoost", "is not in"),
-    # with the default clouds (aws, azure, gcp): the prebuilt SageMaker/Vertex containers cannot serve it
-    ("framework", "xgboost", "cannot be served"),
-    ("framework", "lightgbm", "cannot be served"),
+    ("serving", "docker", "is not in"),
+    ("isolation", "per-env", "is not in"),
     ("no_such_question", "x", "no such question"),
 ]
 
@@ -93,6 +92,54 @@ def test_valid_answers_render(tmp_path: Path, key, value) -> None:
     assert "Next steps" in result.output
     answers = (dest / ".copier-answers.yml").read_text()
     assert value in answers
+
+
+# Answers that are wrong only together: the message names the question that settles it.
+INVALID_TOGETHER = [
+    # the prebuilt SageMaker/Vertex containers serve scikit-learn only
+    (["framework=xgboost", "serving=prebuilt"], "serving", "cannot be served by the prebuilt"),
+    (["framework=lightgbm", "serving=prebuilt", 'clouds=["gcp"]'], "serving", "cannot be served by the prebuilt"),
+    (["serving=image", 'clouds=["azure"]', "azure_ml_sdk=v1"], "azure_ml_sdk", "cannot deploy this repository's image"),
+    (["isolation=multi", 'clouds=["azure"]', "azure_ml_sdk=v1", "azure_staging_subscription_id="
+      "00000000-0000-0000-0000-000000000001", "azure_prod_subscription_id=00000000-0000-0000-0000-000000000002"],
+     "isolation", "needs azure_ml_sdk v2"),
+    # multi: an account id has no default, and staging and prod must differ
+    (["isolation=multi", 'clouds=["aws"]'], "aws_staging_account_id", "required, it has no default"),
+    (["isolation=multi", 'clouds=["aws"]', "aws_staging_account_id=12345"], "aws_staging_account_id", "12 digits"),
+    (["isolation=multi", 'clouds=["aws"]', "aws_staging_account_id=123456789012", "aws_prod_account_id=123456789012"],
+     "aws_prod_account_id", "must differ"),
+    (["isolation=multi", 'clouds=["azure"]', "azure_staging_subscription_id=not-a-guid"],
+     "azure_staging_subscription_id", "GUID"),
+    (["isolation=multi", 'clouds=["gcp"]', "gcp_staging_project_id=my-ml-project-ml"], "gcp_staging_project_id",
+     "must differ"),
+]
+
+
+@pytest.mark.parametrize(("data", "key", "message"), INVALID_TOGETHER, ids=[k for _, k, _ in INVALID_TOGETHER])
+def test_answers_wrong_together_name_the_question_exit_2(tmp_path: Path, data: list[str], key: str, message: str) -> None:
+    dest = tmp_path / "project"
+    args = ["new", str(dest), "--defaults"] + [a for item in data for a in ("--data", item)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().startswith(f"error: {key}:"), result.stderr
+    assert message in result.stderr
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize(("framework", "clouds", "expected"), [
+    ("sklearn", "aws,azure,gcp", "prebuilt"),
+    ("xgboost", "aws,azure,gcp", "image"),   # no prebuilt SageMaker/Vertex container loads its Pipeline
+    ("xgboost", "azure", "prebuilt"),        # Azure ML serves it from an environment of pyproject.toml
+    ("lightgbm", "azure", "image"),          # no cloud has a prebuilt LightGBM container
+])
+def test_serving_defaults_to_the_image_where_no_prebuilt_container_serves_the_framework(
+        tmp_path: Path, framework: str, clouds: str, expected: str) -> None:
+    dest = tmp_path / "project"
+    result = CliRunner().invoke(main, ["new", str(dest), "--defaults", "--data", f"framework={framework}",
+                                       "--data", f"clouds={clouds}"])
+    assert result.exit_code == 0, result.output
+    assert f"serving: {expected}" in (dest / ".copier-answers.yml").read_text()
+    assert f"  mode: {expected}\n" in (dest / "mlops.yaml").read_text()
 
 
 @pytest.mark.parametrize("framework", ["xgboost", "lightgbm"])

@@ -15,12 +15,19 @@ import yaml
 from tests.helpers import render
 
 CLOUD_SETS = [list(c) for n in (1, 2, 3) for c in itertools.combinations(["aws", "azure", "gcp"], n)]
+# Each task with each Python once per cloud set (the Python version changes a few lines, the task many).
 COMBINATIONS = [
     {"clouds": clouds, "task": task, "python_version": py, **({"azure_ml_sdk": sdk} if "azure" in clouds else {})}
     for clouds in CLOUD_SETS
-    for task in ("classification", "regression")
-    for py in ("3.11", "3.12")
+    for task, py in (("classification", "3.11"), ("regression", "3.12"), ("classification", "3.13"))
     for sdk in (("v2", "v1") if "azure" in clouds else ("v2",))
+] + [
+    # this repository's image on every cloud, and every environment in an account of its own
+    {"clouds": clouds, "task": "classification", "python_version": "3.12", "serving": "image", "isolation": "multi",
+     "framework": framework, "aws_staging_account_id": "210987654321", "aws_prod_account_id": "310987654321",
+     "azure_staging_subscription_id": "5d1f3c2a-8b7e-4e21-9a3c-1f0e2d3c4b5a",
+     "azure_prod_subscription_id": "6e2a4d3b-9c8f-4f32-8b4d-2a1f3e4d5c6b"}
+    for clouds, framework in ((["aws", "azure", "gcp"], "lightgbm"), (["aws"], "xgboost"), (["gcp"], "sklearn"))
 ]
 # A Jinja expression or tag that copier did not render; `${{ }}` is Azure Pipelines' own syntax.
 LEFTOVER = re.compile(r"(?<![$])\{\{\s*[A-Za-z_][\w.]*\s*(\||\}\})|\{%-?\s*(if|for|endif|endfor|set)\b")
@@ -51,7 +58,8 @@ def _check_tree(root: Path) -> None:
 
 
 def _id(combo: dict) -> str:
-    return "-".join(["+".join(combo["clouds"]), combo["task"], combo["python_version"], combo.get("azure_ml_sdk", "")])
+    return "-".join(["+".join(combo["clouds"]), combo["task"], combo["python_version"], combo.get("azure_ml_sdk", ""),
+                     combo.get("serving", ""), combo.get("isolation", "")]).rstrip("-")
 
 
 @pytest.mark.parametrize("combo", COMBINATIONS, ids=[_id(c) for c in COMBINATIONS])
@@ -67,14 +75,31 @@ def test_combination_renders_clean(tmp_path: Path, combo: dict) -> None:
         assert (cloud in extras) == chosen, f"extra {cloud}"
         assert (repo / "src" / answers["package_name"] / "targets" / cloud / "settings.py").exists() == chosen
         assert not (repo / ci_file).exists() or chosen, f"{ci_file} rendered for an unchosen cloud"
+    config = yaml.safe_load((repo / "mlops.yaml").read_text())
+    assert config["serving"]["mode"] == combo.get("serving", "prebuilt")
+    environments = config["environments"]
+    if combo.get("isolation") == "multi":  # each environment names where it lives, for each chosen cloud only
+        keys = {"aws": {"aws_account_id"}, "azure": {"azure_subscription_id", "azure_resource_group", "azure_workspace"},
+                "gcp": {"gcp_project_id"}}
+        expected = {"approval_required"}.union(*(keys[c] for c in combo["clouds"]))
+        assert all(set(env) == expected for env in environments.values()), environments
+        if "aws" in combo["clouds"]:
+            assert [environments[e]["aws_account_id"] for e in ("staging", "prod")] == [
+                combo["aws_staging_account_id"], combo["aws_prod_account_id"]]
+        if "gcp" in combo["clouds"]:
+            projects = [environments[e]["gcp_project_id"] for e in ("staging", "prod")]
+            assert len({answers["gcp_project_id"], *projects}) == 3
+    else:
+        assert environments == {"staging": {"approval_required": False}, "prod": {"approval_required": True}}
 
 
 FRAMEWORK_PACKAGES = {"sklearn": None, "xgboost": "xgboost", "lightgbm": "lightgbm"}
 # The newest release of each framework that installs on the project's Python (XGBoost 3.3+ needs 3.12).
 FRAMEWORK_PINS = {("xgboost", "3.11"): "xgboost==3.2.0", ("xgboost", "3.12"): "xgboost==3.4.1",
-                  ("lightgbm", "3.11"): "lightgbm==4.7.0", ("lightgbm", "3.12"): "lightgbm==4.7.0"}
+                  ("xgboost", "3.13"): "xgboost==3.4.1", ("lightgbm", "3.11"): "lightgbm==4.7.0",
+                  ("lightgbm", "3.12"): "lightgbm==4.7.0", ("lightgbm", "3.13"): "lightgbm==4.7.0"}
 FRAMEWORK_COMBOS = [(f, task, py) for f in FRAMEWORK_PACKAGES for task, py in (("classification", "3.11"),
-                                                                            ("regression", "3.12"))]
+                                                                            ("regression", "3.13"))]
 
 
 @pytest.mark.parametrize(("framework", "task", "python_version"), FRAMEWORK_COMBOS,

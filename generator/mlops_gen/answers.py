@@ -70,6 +70,7 @@ def _as_yaml_list(key: str, value: str, spec: dict) -> str:
 
 
 _COPIER_PREFIX = re.compile(r"^(?:Validation error for question|Invalid choice for) '([^']+)':\s*")
+_COPIER_REQUIRED = re.compile(r'^Question "([^"]+)" is required$')
 
 
 def explain(exc: Exception) -> str:
@@ -79,4 +80,7 @@ def explain(exc: Exception) -> str:
     if match:
         name, rest = match.group(1), message[match.end():]
         return rest if rest.startswith(f"{name}:") else f"{name}: {rest}"
+    match = _COPIER_REQUIRED.match(message)
+    if match:  # a question without a default, left unanswered under --defaults
+        return f"{match.group(1)}: required, it has no default (give it with --data {match.group(1)}=...)"
     return message

@@ -354,8 +354,13 @@ def register(config: Config, target: Target, root: Path, env: str) -> dict:
     metrics = _read(artifacts / "metrics.json", "evaluate")
     lineage = _read(artifacts / "lineage.json", "train")
     approved = not config.environment(env).approval_required
+    image = target.serving_image()
+    if image:
+        lineage = {**lineage, "image": image}
     version = target.register(artifacts / "model", metrics, lineage, approved=approved)
     result = {"version": version.version, "status": version.status, "uri": version.uri}
+    if image:
+        result["image"] = image
     _write(artifacts / "registered.json", result)
     return result
 
@@ -569,7 +574,11 @@ def _previous_sample_check(target: Target, env: str) -> str:
 def promote(config: Config, target: Target, root: Path, version: str | None, to_env: str) -> dict:
     config.environment(to_env)
     promoted = target.promote(version, to_env)
-    return {"version": promoted.version, "env": to_env, "status": promoted.status}
+    result = {"version": promoted.version, "env": to_env, "status": promoted.status}
+    if promoted.source:  # promoted across an account/subscription/project boundary: from where
+        result["source"] = promoted.source
+    _write(root / ARTIFACTS / "promoted.json", result)
+    return result
 
 
 def rollback(config: Config, target: Target, root: Path, env: str) -> dict:

@@ -18,7 +18,7 @@ from ..config import Config
 # GCP serve in the clouds' prebuilt scikit-learn containers (no xgboost or lightgbm in them, and their
 # own XGBoost containers load a bare booster, not this repository's Pipeline); Azure ML serves with
 # this repository's scoring script in an environment built from pyproject.toml, so with every framework.
-# A target not named here (local, k8s) runs this repository's own server. Otherwise: `serving: image`.
+# A target not named here (local, k8s) runs this repository's own server. Otherwise: `serving.mode: image`.
 PREBUILT_FRAMEWORKS = {"aws": ("sklearn",), "azure": ("sklearn", "xgboost", "lightgbm"), "gcp": ("sklearn",)}
 _FRAMEWORK_ESTIMATORS = ("xgboost", "lightgbm")  # built-in model.estimator names of another framework
 
@@ -30,6 +30,9 @@ class ModelVersion:
     # Registered, Approved, PendingManualApproval or Rejected (SageMaker's vocabulary, used by all).
     status: str = "Registered"
     uri: str = ""
+    # A version promoted across an account/subscription/project boundary (isolation: multi): where it
+    # came from, e.g. {"account": ..., "model_package_arn": ..., "version": ...}; empty otherwise.
+    source: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -151,7 +154,7 @@ class Target(ABC):
         from ..errors import ConfigError
 
         allowed = PREBUILT_FRAMEWORKS.get(self.name)
-        if allowed is None or str(getattr(self.config.serving, "mode", "prebuilt")) == "image":
+        if allowed is None or self.config.serving.mode == "image":
             return
         recorded = model_dir is not None and Path(model_dir, "model.json").is_file()
         framework = json.loads(Path(model_dir, "model.json").read_text()).get("framework") if recorded else None
@@ -161,7 +164,27 @@ class Target(ABC):
             raise ConfigError(
                 f"{stage} --target {self.name}: framework: the model is {framework}, which the {self.name} "
                 f"target's prebuilt serving container cannot load (it serves {', '.join(allowed)}); "
-                f"this needs `serving: image` (README, Frameworks), or model.estimator of scikit-learn")
+                f"this needs `serving.mode: image` (README, Frameworks), or model.estimator of scikit-learn")
+
+    def serving_image(self) -> str | None:
+        """serving.mode image: the image this commit's CI built and pushed (`MODEL_IMAGE`, a registry
+        reference with a tag or digest), which `register` records with the version so that every
+        environment later deploys exactly that image. None in prebuilt mode."""
+        import os
+
+        from ..errors import ConfigError
+
+        if self.config.serving.mode != "image":
+            return None
+        image = os.environ.get("MODEL_IMAGE", "").strip()
+        if not image:
+            raise ConfigError(
+                f"MODEL_IMAGE: serving.mode is image, so the {self.name} target needs the image this commit's "
+                "CI built and pushed (the CI file's image step sets MODEL_IMAGE; mlops.yaml serving.mode)")
+        if any(c.isspace() for c in image) or not ("@" in image or ":" in image.rsplit("/", 1)[-1]):
+            raise ConfigError(f"MODEL_IMAGE: '{image}' is not an image reference with a tag or digest "
+                              "(registry/repository:tag or registry/repository@sha256:...)")
+        return image
 
     def previous_sample(self, env: str) -> list | None:
         """The sample request of the version `env` served before this one, or None."""

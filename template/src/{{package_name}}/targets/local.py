@@ -89,6 +89,10 @@ class LocalTarget(Target):
     def _as_model_version(record: dict) -> ModelVersion:
         return ModelVersion(str(record["version"]), record["metrics"], record["status"], record["uri"])
 
+    def serving_image(self) -> str | None:
+        """The local target runs the image's own command on this machine: there is no image to record."""
+        return None
+
     def register(self, model_dir: Path, metrics: dict, lineage: dict, approved: bool) -> ModelVersion:
         with self._lock():
             versions = self._versions()
@@ -210,11 +214,20 @@ class LocalTarget(Target):
         state_file.parent.mkdir(parents=True, exist_ok=True)
         log = state_file.with_suffix(".log")
         health_port = _free_port(host)
-        command = [
-            sys.executable, "-m", PACKAGE, "serve", "--model-dir", record["uri"],
-            "--host", host, "--port", str(port), "--health-port", str(health_port),
-            "--state-file", str(state_file),
-        ]
+        image_mode = self.config.serving.mode == "image"
+        if image_mode:
+            # serving.mode image: started the way the image starts it (Dockerfile: ENTRYPOINT + CMD), the
+            # model, address and port from the image's environment variables, not from flags.
+            command = [sys.executable, "-m", PACKAGE, "serve", "--health-port", str(health_port),
+                       "--state-file", str(state_file)]
+            image_env = {"MODEL_DIR": str(record["uri"]), "SERVE_HOST": host, "AIP_HTTP_PORT": str(port)}
+        else:
+            command = [
+                sys.executable, "-m", PACKAGE, "serve", "--model-dir", record["uri"],
+                "--host", host, "--port", str(port), "--health-port", str(health_port),
+                "--state-file", str(state_file),
+            ]
+            image_env = {}
         percent = self.config.capture_percent(env)
         if percent > 0:
             command += ["--capture-dir", str(self.capture_dir(env)), "--capture-percent", str(percent),
@@ -222,7 +235,9 @@ class LocalTarget(Target):
         # The server imports this package from wherever we were imported, installed or not.
         source_root = str(Path(__file__).resolve().parents[2])
         python_path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH")) if p)
-        env_vars = {**os.environ, "MODEL_VERSION": str(record["version"]), "PYTHONPATH": python_path}
+        inherited = {k: v for k, v in os.environ.items()
+                     if not (image_mode and k in ("AIP_STORAGE_URI", "AZUREML_MODEL_DIR", "AIP_HTTP_PORT"))}
+        env_vars = {**inherited, **image_env, "MODEL_VERSION": str(record["version"]), "PYTHONPATH": python_path}
         with open(log, "ab") as out:
             process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, env=env_vars,
