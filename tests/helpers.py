@@ -15,9 +15,10 @@ def render(dest: Path, **data: object) -> Path:
     return _render(dest, data)
 
 
-def project_python(repo: Path, extras: list[str], label: str) -> Path:
-    """A cached venv with the generated repo's dependencies (the repo itself goes on PYTHONPATH)."""
-    env = venvs.ensure(venvs.project_requirements(repo / "pyproject.toml", extras), label=label)
+def project_python(repo: Path, extras: list[str], label: str, python: str | None = None) -> Path:
+    """A cached venv with the generated repo's dependencies (the repo itself goes on PYTHONPATH), on this
+    interpreter's Python unless `python` names another version (found on the machine by uv)."""
+    env = venvs.ensure(venvs.project_requirements(repo / "pyproject.toml", extras), python=python, label=label)
     return env / "bin" / "python"
 
 

@@ -41,3 +41,20 @@ def test_a_framework_repo_passes_its_local_suite_and_ruff(tmp_path: Path, framew
     assert f"test_the_model_is_{framework}_in_the_preprocessing_pipeline" in (repo / "tests" / "test_model.py").read_text()
     lint = subprocess.run([str(python.parent / "ruff"), "check", "src", "tests"], cwd=repo, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("project-venv")
+def test_a_python_3_13_repo_passes_its_local_suite_on_python_3_13(tmp_path: Path) -> None:
+    """python_version 3.13: the pinned dependencies install on 3.13 and the local suite passes there (the
+    cloud extras' resolution on 3.13 is checked without installing, in test_render_matrix)."""
+    if subprocess.run(["python3.13", "-c", ""], capture_output=True).returncode != 0:
+        pytest.skip("no Python 3.13 on this machine (uv finds it on PATH, e.g. pyenv's shims)")
+    repo = render(tmp_path / "repo", python_version="3.13", framework="xgboost", clouds=["azure"],
+                  package_name="py313_model")
+    python = project_python(repo, ["local", "dev"], label="project-py313", python="3.13")
+    version = subprocess.run([str(python), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+    assert version.stdout.strip() == "(3, 13)"
+    result = run_generated_tests(repo, python, *LOCAL_TESTS)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout

@@ -51,7 +51,10 @@ def ensure(requirements: list[str], python: str | None = None, label: str = "env
         if path.exists():
             shutil.rmtree(path)
         uv = _uv()
-        subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(path)], check=True)
+        # This interpreter when it is the version asked for; else uv finds that version on the machine.
+        current = f"{sys.version_info.major}.{sys.version_info.minor}"
+        interpreter = sys.executable if python == current else python
+        subprocess.run([uv, "venv", "-q", "--python", interpreter, "--no-python-downloads", str(path)], check=True)
         if requirements:
             # Bytecode is compiled once here: with PYTHONDONTWRITEBYTECODE set (as on CI machines),
             # nothing would be cached at import, and every process would compile pandas, scikit-learn
