@@ -7,6 +7,7 @@ offline Vertex AI tests (KFP compile, recording fake API) pass in a cached venv.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -30,7 +31,7 @@ BUILT_IN = {"PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION", "TRIGGER_NAM
             "SHORT_SHA", "REPO_NAME", "REPO_FULL_NAME", "BRANCH_NAME", "TAG_NAME", "REF_NAME",
             "TRIGGER_BUILD_CONFIG_PATH", "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT"}
 REFERENCE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z_][A-Za-z0-9_]*))")
-PINNED_PYTHON = re.compile(r"^python:3\.1[12]\.\d+-slim(-bookworm)?$")
+PINNED_PYTHON = re.compile(r"^python:3\.1[123]\.\d+-slim(-bookworm)?$")
 STAGES = ["train", "evaluate", "gate", "register", "deploy-smoke", "batch"]
 
 
@@ -46,6 +47,22 @@ def odd(tmp_path_factory) -> Path:
                   project_name='2024 "Fraud" Model: v2', package_name="fraud_model", python_version="3.12",
                   gcp_region="europe-west4", gcp_project_id="fraud-prj-42", default_branch="release/2.x",
                   gcp_github_owner="acme-ml", gcp_github_repo="fraud.model")
+
+
+@pytest.fixture(scope="module")
+def image(rendered) -> Path:
+    """serving: image, on Python 3.13."""
+    return rendered(clouds=["gcp"], serving="image", python_version="3.13")
+
+
+STAGING_PROJECT, PROD_PROJECT = "acme-stg-1", "acme-prd-1"
+
+
+@pytest.fixture(scope="module")
+def multi(rendered) -> Path:
+    """isolation: multi (staging and prod in projects of their own), serving: image."""
+    return rendered(clouds=["gcp"], serving="image", isolation="multi", gcp_staging_project_id=STAGING_PROJECT,
+                    gcp_prod_project_id=PROD_PROJECT)
 
 
 def _load(path: Path) -> dict:
@@ -72,7 +89,7 @@ def _references(build: dict) -> set[str]:
 
 
 @pytest.mark.parametrize("name", BUILD_FILES)
-@pytest.mark.parametrize("which", ["repo", "odd"])
+@pytest.mark.parametrize("which", ["repo", "odd", "image", "multi"])
 def test_build_files_parse_strictly_and_pass_the_vendored_schema(which: str, name: str, request) -> None:
     path = request.getfixturevalue(which) / name
     json_format.ParseDict(_load(path), Build.pb(Build()))  # unknown field or bad enum/duration -> error
@@ -81,7 +98,7 @@ def test_build_files_parse_strictly_and_pass_the_vendored_schema(which: str, nam
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-@pytest.mark.parametrize("which", ["repo", "odd"])
+@pytest.mark.parametrize("which", ["repo", "odd", "multi"])
 def test_trigger_files_parse_strictly_into_build_trigger(which: str, request) -> None:
     repo = request.getfixturevalue(which)
     for trigger in TRIGGERS:
@@ -90,8 +107,15 @@ def test_trigger_files_parse_strictly_into_build_trigger(which: str, request) ->
         assert re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{0,63}", message.name), message.name
         filename = message.filename or message.git_file_source.path
         assert (repo / filename).is_file()
-        assert re.fullmatch(r"projects/[a-z0-9-]+/serviceAccounts/cloudbuild-runner@[a-z0-9-]+\.iam\.gserviceaccount\.com",
-                            message.service_account)
+        # a service account of the project the trigger deploys into (isolation: multi), else the builder
+        account = re.fullmatch(r"projects/([a-z0-9-]+)/serviceAccounts/(cloudbuild-[a-z]+)@([a-z0-9-]+)\.iam\.gserviceaccount\.com",
+                               message.service_account)
+        assert account and account[1] == account[3], message.service_account
+        if which == "multi" and trigger not in ("pull-request", "batch"):
+            env = "prod" if trigger == "prod" else "staging"
+            assert account.group(1, 2) == ({"staging": STAGING_PROJECT, "prod": PROD_PROJECT}[env], f"cloudbuild-{env}")
+        else:
+            assert account[2] == "cloudbuild-runner" and account[1] == _load(repo / "mlops.yaml")["gcp"]["project_id"]
         build = _load(repo / filename)
         assert set(message.substitutions) <= set(build["substitutions"]), trigger
 
@@ -146,8 +170,9 @@ def test_mlops_gen_validate_accepts_the_gcp_files(repo: Path) -> None:
 
 
 @pytest.mark.parametrize("name", BUILD_FILES)
-def test_substitutions_are_defined_used_and_well_named(repo: Path, name: str) -> None:
-    build = _load(repo / name)
+@pytest.mark.parametrize("which", ["repo", "image"])
+def test_substitutions_are_defined_used_and_well_named(which: str, name: str, request) -> None:
+    build = _load(request.getfixturevalue(which) / name)
     defined, used = set(build["substitutions"]), _references(build)
     assert all(re.fullmatch(r"_[A-Z0-9_]+", s) for s in defined), defined
     user = {u for u in used if u.startswith("_")}
@@ -273,15 +298,17 @@ def test_config_and_serving_image_follow_the_answers(odd: Path) -> None:
     assert _load(odd / "cloudbuild.yaml")["steps"][0]["name"].startswith("python:3.12.")
 
 
-def _fake_cli(folder: Path, log: Path) -> dict:
+def _fake_cli(folder: Path, log: Path, numbers: dict[str, str] | None = None) -> dict:
     """gcloud and bq that log their arguments: `describe`/`show` say "not found" (so every resource is
-    created) except the project's number and a trigger's id, which later commands need; lists are empty."""
+    created) except the project's number (`numbers` per project, else 123456789012) and a trigger's id,
+    which later commands need; lists are empty."""
     folder.mkdir(exist_ok=True)
     gcloud = folder / "gcloud"
+    known = "".join(f'  *" projects describe {p} "*) echo {n} ;;\n' for p, n in (numbers or {}).items())
     gcloud.write_text(f"""#!/usr/bin/env bash
 echo "gcloud $*" >> {log}
 case " $* " in
-  *" projects describe "*) echo 123456789012 ;;
+{known}  *" projects describe "*) echo 123456789012 ;;
   *" builds triggers describe "*) echo 0f1e2d3c-trigger-id ;;
   *" describe "*) exit 1 ;;
   *" channels create "*) echo "projects/p/notificationChannels/$RANDOM" ;;
@@ -366,6 +393,138 @@ def test_operate_reads_alert_email_schedule_and_data_from_mlops_yaml(repo: Path,
     notification = next(c for c in calls if c.startswith("storage buckets notifications create gs://acme-data"))
     assert "--topic projects/p-1/topics/fraud-new-data --event-types OBJECT_FINALIZE" in notification
     assert notification.endswith("--object-prefix fraud/transactions-")
+
+
+def test_image_mode_builds_pushes_and_hands_the_image_on(image: Path) -> None:
+    """serving: image: the docker builder step, as Cloud Build's Build message reads it; MODEL_IMAGE on every
+    step that registers or deploys; the scan gate before training; Python 3.13 images."""
+    build = Build.pb(Build())
+    json_format.ParseDict(_load(image / "cloudbuild.yaml"), build)
+    steps = {s.id: s for s in build.steps}
+    assert steps["image"].name == "gcr.io/cloud-builders/docker:24.0.9" and steps["image"].entrypoint == "bash"
+    model_image = "MODEL_IMAGE=${_REGION}-docker.pkg.dev/${PROJECT_ID}/mlops/my-ml-project:${COMMIT_SHA}"
+    for step in ("image", "train", "register", "deploy-smoke"):
+        assert list(steps[step].env) == [model_image], step
+    script = steps["image"].args[-1]
+    assert "docker build --target mounted --build-arg EXTRAS=gcp" in script and 'docker push "$$MODEL_IMAGE"' in script
+    assert list(steps["image-scan"].wait_for) == ["install", "image"] and "image-scan" in steps["train"].wait_for
+    assert steps["image-scan"].args[:2] == ["-m", "my_ml_project.targets.gcp.image_scan"]
+    assert build.substitutions["_REGION"] == "us-central1"
+    assert not build.images  # pushed by the step only where a version is registered (see the step's comment)
+    python = {s.name for s in build.steps if s.id != "image"}
+    assert python == {"python:3.13.7-slim-bookworm"}
+    assert _load(image / "cloudbuild.prod.yaml")["steps"][0]["name"] == "python:3.13.7-slim-bookworm"
+
+
+def test_ci_run_runs_a_docker_builder_step_with_this_machines_tools(tmp_path: Path) -> None:
+    """`mlops-gen ci run` takes Google's docker builder (the image step's) as the host's docker: a step that
+    does not call docker (the image step with _DEPLOY_TARGET=local) passes, and one that calls it runs it."""
+    from click.testing import CliRunner
+
+    from mlops_gen.localci.command import ci
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+    (repo / "cloudbuild.yaml").write_text(
+        "steps:\n"
+        "  - {id: guarded, name: 'gcr.io/cloud-builders/docker:24.0.9', entrypoint: bash, args: [-c, 'echo no docker needed']}\n"
+        "  - {id: docker, name: 'gcr.io/cloud-builders/docker:24.0.9', args: [--version]}\n")
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q",
+                    "--allow-empty", "-m", "x"], check=True)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "docker").write_text("#!/usr/bin/env bash\necho host docker \"$*\"\n")
+    (tmp_path / "bin" / "docker").chmod(0o755)
+    out = CliRunner().invoke(ci, ["run", "--provider", "gcp", "--repo", str(repo), "--no-venv"],
+                             env={"PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"})
+    assert out.exit_code == 0, out.output
+    report = json.loads((repo / ".local-ci" / "gcp" / "report.json").read_text())
+    assert [s["status"] for s in report["steps"]] == ["passed", "passed"]
+    assert "host docker --version" in Path(report["steps"][1]["log"]).read_text()
+
+
+def _bindings(calls: list[str]) -> set[tuple[str, str, str]]:
+    """(where, member, role) of every IAM binding a setup script made."""
+    found = set()
+    for call in calls:
+        if "add-iam-policy-binding" not in call:
+            continue
+        words = call.split()
+        where = " ".join(words[:words.index("add-iam-policy-binding") + 2])
+        if "--condition" in words and words[words.index("--condition") + 1] != "None":
+            where += " if " + words[words.index("--condition") + 1].split(",")[0]
+        found.add((where, words[words.index("--member") + 1], words[words.index("--role") + 1]))
+    return found
+
+
+def _setup_calls(repo: Path, tmp_path: Path, numbers: dict[str, str] | None = None) -> list[str]:
+    log = tmp_path / "calls.log"
+    env = _fake_cli(tmp_path / "bin", log, numbers)
+    run = subprocess.run(["bash", str(repo / "infra" / "gcp" / "setup.sh")], env=env, capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return [c.removeprefix("gcloud ") for c in log.read_text().splitlines()]
+
+
+def test_setup_creates_the_image_repository_and_scanning(image: Path, tmp_path: Path) -> None:
+    calls = _setup_calls(image, tmp_path)
+    assert any(c.startswith("services enable") and "containerscanning.googleapis.com" in c
+               and "artifactregistry.googleapis.com" in c for c in calls)
+    assert any(c.startswith("artifacts repositories create mlops --repository-format docker --location us-central1")
+               for c in calls)
+    builder = "serviceAccount:cloudbuild-runner@my-ml-project-ml.iam.gserviceaccount.com"
+    agent = "serviceAccount:service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com"
+    bindings = _bindings(calls)
+    repo_roles = {(m, r) for w, m, r in bindings if w.startswith("artifacts repositories add-iam-policy-binding mlops")}
+    assert repo_roles == {(builder, "roles/artifactregistry.writer"), (agent, "roles/artifactregistry.reader")}
+    assert ("projects add-iam-policy-binding my-ml-project-ml", builder,
+            "roles/containeranalysis.occurrences.viewer") in bindings
+
+
+def test_setup_multi_gives_each_environment_an_account_of_its_own_with_least_privilege(multi: Path,
+                                                                                      tmp_path: Path) -> None:
+    calls = _setup_calls(multi, tmp_path, {STAGING_PROJECT: "222222222222", PROD_PROJECT: "333333333333"})
+    for env, project in (("staging", STAGING_PROJECT), ("prod", PROD_PROJECT)):
+        assert f"iam service-accounts create cloudbuild-{env} --project {project} --display-name my-ml-project: cloudbuild-{env}" in calls
+        assert any(c.startswith(f"iam service-accounts create vertex-runner --project {project}") for c in calls)
+    assert not any("keys create" in c for c in calls)  # keyless
+    bindings = _bindings(calls)
+    assert not {r for _, _, r in bindings} & {"roles/owner", "roles/editor", "roles/aiplatform.admin", "roles/storage.admin"}
+    # only Cloud Build's service agent may mint the environments' tokens (to run their triggers)
+    minted = {(w.split()[-1], m) for w, m, r in bindings if r == "roles/iam.serviceAccountTokenCreator"}
+    agent = "serviceAccount:service-123456789012@gcp-sa-cloudbuild.iam.gserviceaccount.com"
+    assert minted == {(f"cloudbuild-{e}@{p}.iam.gserviceaccount.com", agent)
+                      for e, p in (("staging", STAGING_PROJECT), ("prod", PROD_PROJECT))}
+    dev, bucket = "my-ml-project-ml", "gs://my-ml-project-ml-mlops"
+    prod = f"serviceAccount:cloudbuild-prod@{PROD_PROJECT}.iam.gserviceaccount.com"
+    assert {(w, r) for w, m, r in bindings if m == prod} == {
+        (f"projects add-iam-policy-binding {PROD_PROJECT}", "roles/aiplatform.user"),
+        (f"iam service-accounts add-iam-policy-binding vertex-runner@{PROD_PROJECT}.iam.gserviceaccount.com",
+         "roles/iam.serviceAccountUser"),
+        (f"storage buckets add-iam-policy-binding {bucket}", "roles/storage.objectViewer"),
+        (f"storage buckets add-iam-policy-binding {bucket} if title=monitoring-prod", "roles/storage.objectUser"),
+        (f"projects add-iam-policy-binding {dev}", "roles/aiplatform.viewer"),
+        (f"projects add-iam-policy-binding {dev}", "roles/logging.logWriter"),
+    }
+    condition = next(c for c in calls if prod in c and "objectUser" in c)  # writes only its monitoring baselines
+    assert condition.endswith('expression=resource.name.startsWith("projects/_/buckets/my-ml-project-ml-mlops/'
+                              'objects/monitoring/my-ml-project-prod/")')
+    # staging's builds also train and register: the builder's roles in the tooling project, nothing in prod's
+    staging = f"serviceAccount:cloudbuild-staging@{STAGING_PROJECT}.iam.gserviceaccount.com"
+    staging_roles = {(w, r) for w, m, r in bindings if m == staging}
+    assert (f"projects add-iam-policy-binding {dev}", "roles/aiplatform.user") in staging_roles
+    assert (f"storage buckets add-iam-policy-binding {bucket}", "roles/storage.objectAdmin") in staging_roles
+    assert not any(PROD_PROJECT in w for w, _ in staging_roles)
+    # each environment's Vertex AI service agent reads the artifacts and pulls the image (the copy is an upload)
+    for env, number in (("staging", "222222222222"), ("prod", "333333333333")):
+        agent = f"serviceAccount:service-{number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
+        assert {(w, r) for w, m, r in bindings if m == agent} == {
+            (f"storage buckets add-iam-policy-binding {bucket}", "roles/storage.objectViewer"),
+            (f"storage buckets add-iam-policy-binding {bucket} if title=monitoring-{env}", "roles/storage.objectUser"),
+            ("artifacts repositories add-iam-policy-binding mlops", "roles/artifactregistry.reader")}
+    # Cloud Build of the tooling project runs the triggers as the environments' accounts
+    for project in (STAGING_PROJECT, PROD_PROJECT):
+        assert f"resource-manager org-policies disable-enforce iam.disableCrossProjectServiceAccountUsage --project {project}" in calls
 
 
 @pytest.mark.slow

@@ -18,8 +18,10 @@
   `dir` relative to the workspace and `timeout`. Like a container, whatever a step started
   in the background ends with it.
 * Images: `python[:tag]` images run with the run's isolated Python; general-purpose OS
-  images (ubuntu, debian, bash, alpine, busybox) run with the host's tools; any other image
-  is an error (exit 2) unless mapped with `--map-image IMAGE=ENTRYPOINT`.
+  images (ubuntu, debian, bash, alpine, busybox) and Google's docker builder
+  (gcr.io/cloud-builders/docker: the host's `docker`; a step that calls it where there is
+  none fails, as it should) run with the host's tools; any other image is an error (exit 2)
+  unless mapped with `--map-image IMAGE=ENTRYPOINT`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ PYTHON_IMAGE = re.compile(r"^(?:(?:docker\.io|mirror\.gcr\.io|index\.docker\.io)
 HOST_IMAGES = {  # general-purpose images whose default entrypoint is a host tool ('' = none)
     "ubuntu": "", "debian": "", "alpine": "", "busybox": "", "bash": "bash",
 }
+# Google's builder images whose entrypoint is one CLI the host may have: its CLI stands in for it.
+GOOGLE_BUILDERS = {"gcr.io/cloud-builders/docker": "docker"}
 BUILTINS = ("PROJECT_ID", "PROJECT_NUMBER", "LOCATION", "BUILD_ID", "COMMIT_SHA", "SHORT_SHA", "REVISION_ID",
             "BRANCH_NAME", "TAG_NAME", "REPO_NAME", "REPO_FULL_NAME", "TRIGGER_NAME", "TRIGGER_BUILD_CONFIG_PATH",
             "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT", "_HEAD_BRANCH", "_BASE_BRANCH", "_HEAD_REPO_URL",
@@ -233,6 +237,8 @@ class Scheduler:
         short = bare.removeprefix("docker.io/").removeprefix("library/")
         if short in HOST_IMAGES:
             return HOST_IMAGES[short]
+        if bare in GOOGLE_BUILDERS:
+            return GOOGLE_BUILDERS[bare]
         raise CIUsageError(f"steps[{i}] ({sid}): builder image {image} cannot run locally; map it to a "
                            f"command on this machine with --map-image {bare}=ENTRYPOINT")
 

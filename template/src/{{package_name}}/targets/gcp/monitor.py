@@ -46,9 +46,11 @@ _FLOOR = 1e-4  # as monitoring/drift.py: an empty bin would make the logarithm i
 
 # -- capture --------------------------------------------------------------------------------------
 def capture_table(config: Config, env: str) -> str:
-    """The BigQuery table that receives `env`'s captured requests (dataset made by infra/gcp/setup.sh)."""
+    """The BigQuery table that receives `env`'s captured requests (dataset made by infra/gcp/setup.sh), in
+    env's own project with isolation: multi."""
     table = f"{config.model.name}_{env}".replace("-", "_")
-    return f"bq://{config.gcp.project_id}.{config.gcp.capture_dataset}.{table}"
+    project = config.environment(env).gcp_project_id or config.gcp.project_id
+    return f"bq://{project}.{config.gcp.capture_dataset}.{table}"
 
 
 def logging_config(config: Config, env: str) -> v1.PredictRequestResponseLoggingConfig:

@@ -1,7 +1,8 @@
 """Google Cloud: Vertex AI Model Registry, endpoints and pipelines.
 
 Registry. Every registered model is a new *version* of one parent model (display name =
-`model.name`), uploaded on Vertex AI's prebuilt scikit-learn serving container. Version labels
+`model.name`), uploaded on Vertex AI's prebuilt scikit-learn serving container, or with serving.mode
+image on this repository's image (MODEL_IMAGE, the one this commit's build pushed). Version labels
 carry the approval status (`approval: approved|pending|rejected`), the commit, and for each
 environment the version it served before (`previous_<env>`), so the registry itself holds the
 history that `rollback` walks back. Version aliases name what each environment runs
@@ -17,6 +18,17 @@ creates or updates the endpoint's Vertex AI Model Monitoring job for the version
 the version's baseline.csv); `monitor` reads that job's newest statistics (monitor.py).
 
 Batch. `batch --target gcp` runs a Vertex AI batch prediction job on a registered version (batch.py).
+
+isolation: multi. Staging and prod live in projects of their own (environments.<env>.gcp_project_id);
+training and the registry of record stay in gcp.project_id. Deploying or promoting into such an
+environment puts the version into that project's Model Registry first: a new version uploaded from the
+same artifacts (gs://) with the same serving container, labelled with where it came from (source_project,
+source_model, source_version; the version description holds them too). Why not ModelService.CopyModel:
+its reference says the source model must be in the same project, and its guide that a cross-project copy
+cannot carry a custom container (serving.mode image) and needs the destination's Vertex AI service agent
+to hold the service-agent role in the source project; an upload needs only read access to the bucket
+(and to the image). Version numbers stay those of gcp.project_id on every command (promote --version 3,
+release records): a copy answers with its source version.
 """
 
 from __future__ import annotations
@@ -43,6 +55,10 @@ BUNDLE_FILES = ("model.joblib", "model.json")
 # (a version registered before they existed has none).
 OPTIONAL_FILES = ("baseline.json", "baseline.csv", "lineage.json")
 PIPELINE_RECORD = "vertex_pipeline.json"
+# serving.mode image: how Vertex AI runs this repository's image (its server answers both routes, on the
+# port Vertex AI passes as AIP_HTTP_PORT; the model is at AIP_STORAGE_URI, the version's artifact URI).
+IMAGE_CONTAINER = {"serving_container_predict_route": "/predict", "serving_container_health_route": "/health",
+                   "serving_container_ports": [8080]}
 _DONE = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
 
 
@@ -115,9 +131,18 @@ class GcpTarget(Target):
     def artifacts(self) -> Path:
         return self.root / "artifacts"
 
-    def _parent(self):
-        """The parent model of every version, or None before the first registration."""
-        found = self.aiplatform.Model.list(filter=f'display_name="{self.config.model.name}"')
+    def project(self, env: str | None = None) -> str:
+        """The project of `env`'s registry and endpoint (isolation: multi), else gcp.project_id."""
+        own = self.config.environment(env).gcp_project_id if env else None
+        return own or self.gcp.project_id
+
+    def _isolated(self, env: str) -> bool:
+        return self.project(env) != self.gcp.project_id
+
+    def _parent(self, project: str | None = None):
+        """The parent model of every version (in `project`), or None before the first registration."""
+        found = self.aiplatform.Model.list(filter=f'display_name="{self.config.model.name}"',
+                                           project=project or self.gcp.project_id, location=self.gcp.region)
         return found[0] if found else None
 
     def _version(self, version: str):
@@ -128,26 +153,47 @@ class GcpTarget(Target):
             )
         return self.aiplatform.Model(parent.resource_name, version=str(version))
 
-    def _aliased(self, alias: str):
-        """The version carrying `alias`, or None."""
-        parent = self._parent()
+    def _versions(self, project: str | None = None) -> list:
+        parent = self._parent(project)
         if parent is None:
-            return None
-        for info in self.aiplatform.models.ModelRegistry(parent.resource_name).list_versions():
+            return []
+        registry = self.aiplatform.models.ModelRegistry(parent.resource_name)
+        return [(parent, info) for info in registry.list_versions()]
+
+    def _aliased(self, alias: str):
+        """The version carrying `alias` (an environment's alias: in that environment's project), or None."""
+        project = self.project(alias) if alias in self.config.environments else None
+        for parent, info in self._versions(project):
             if alias in info.version_aliases:
                 return self.aiplatform.Model(parent.resource_name, version=info.version_id)
         return None
 
+    def _copy_of(self, env: str, version: str):
+        """isolation: multi. The version of `env`'s project put there from `version` of gcp.project_id."""
+        for parent, info in self._versions(self.project(env)):
+            model = self.aiplatform.Model(parent.resource_name, version=info.version_id)
+            labels = model.labels or {}
+            if (labels.get("source_project") == _label(self.gcp.project_id)
+                    and labels.get("source_version") == _label(version)):
+                return model
+        return None
+
     @staticmethod
-    def _as_model_version(model) -> ModelVersion:
+    def _public_version(model) -> str:
+        """The version number every command uses: gcp.project_id's (a copy answers with its source's)."""
+        return str((model.labels or {}).get("source_version") or model.version_id)
+
+    @classmethod
+    def _as_model_version(cls, model) -> ModelVersion:
         try:
-            metrics = json.loads(model.version_description or "{}").get("metrics", {})
+            described = json.loads(model.version_description or "{}")
         except ValueError:
-            metrics = {}
+            described = {}
         status = {"approved": "Approved", "rejected": "Rejected"}.get(
             (model.labels or {}).get("approval"), "PendingManualApproval"
         )
-        return ModelVersion(str(model.version_id), metrics, status, model.versioned_resource_name)
+        return ModelVersion(cls._public_version(model), described.get("metrics", {}), status,
+                            model.versioned_resource_name, described.get("source") or {})
 
     def _set_labels(self, model, **labels: str) -> None:
         """Labels of this *version* (Model.update would write the default version's: it drops the @id)."""
@@ -198,7 +244,9 @@ class GcpTarget(Target):
             self._upload_optional(model_dir, model.uri)  # written after the pipeline ran (baseline)
             self._set_labels(model, approval=approval)
             return self._as_model_version(self._version(record["model_version"]))
-        self._check_sklearn()
+        image = self.serving_image()  # serving.mode image: MODEL_IMAGE (exit 2 naming it when unset)
+        if image is None:
+            self._check_sklearn()
         digest = hashlib.sha256((model_dir / "model.joblib").read_bytes()).hexdigest()[:16]
         commit = str(lineage.get("git_commit", "unknown"))
         uri = f"gs://{self.gcp.bucket}/models/{self.config.model.name}/{_label(commit)[:12]}-{digest}"
@@ -212,7 +260,8 @@ class GcpTarget(Target):
         model = self.aiplatform.Model.upload(
             display_name=self.config.model.name,
             artifact_uri=uri,
-            serving_container_image_uri=self.gcp.serving_image,
+            serving_container_image_uri=image or self.gcp.serving_image,
+            **(IMAGE_CONTAINER if image else {}),
             parent_model=parent.resource_name if parent else None,
             is_default_version=parent is None,
             version_description=json.dumps({
@@ -223,23 +272,73 @@ class GcpTarget(Target):
             labels={
                 "approval": approval, "git_commit": _label(commit), "managed_by": "mlops-gen",
                 "trained_sklearn": _label(sklearn.__version__.replace(".", "_")),
+                "serving": "image" if image else "prebuilt",
             },
+            project=self.gcp.project_id, location=self.gcp.region,
             sync=True,
         )
         return self._as_model_version(model)
+
+    def _into(self, env: str, model, approval: str | None = None):
+        """isolation: multi. `model` (a version of gcp.project_id, or already `env`'s) as a version of
+        `env`'s project: the one put there before, or a new one uploaded from the same artifacts with the
+        same serving container, labelled and described with its source. Single: `model` itself."""
+        if not self._isolated(env) or model.resource_name.split("/")[1] == self.project(env):
+            return model
+        version = str(model.version_id)
+        copy = self._copy_of(env, version)
+        if copy is not None:
+            return copy
+        project = self.project(env)
+        source = {"project": self.gcp.project_id, "model": model.versioned_resource_name, "version": version}
+        labels = model.labels or {}
+        spec = model.gca_resource.container_spec
+        routes = {"serving_container_predict_route": spec.predict_route or None,
+                  "serving_container_health_route": spec.health_route or None,
+                  "serving_container_ports": [p.container_port for p in spec.ports] or None}
+        try:
+            described = json.loads(model.version_description or "{}")
+        except ValueError:
+            described = {}
+        parent = self._parent(project)
+        print(f"{env}: version {version} of {self.gcp.project_id} into the Model Registry of {project}",
+              flush=True)
+        return self.aiplatform.Model.upload(
+            display_name=self.config.model.name,
+            artifact_uri=model.uri,
+            serving_container_image_uri=spec.image_uri,
+            **{k: v for k, v in routes.items() if v},
+            parent_model=parent.resource_name if parent else None,
+            is_default_version=parent is None,
+            version_description=json.dumps({**described, "source": source}),
+            description=self.config.project,
+            labels={**{k: v for k, v in labels.items() if not k.startswith("previous_")},
+                    "approval": approval or labels.get("approval", "pending"),
+                    "source_project": _label(self.gcp.project_id),
+                    "source_model": _label(model.name), "source_version": _label(version)},
+            project=project, location=self.gcp.region,
+            sync=True,
+        )
 
     def champion(self) -> ModelVersion | None:
         model = self._aliased("prod")
         return self._as_model_version(model) if model is not None else None
 
-    def _newest_deployable(self):
+    def _newest_deployable(self, env: str | None = None):
         parent = self._parent()
         if parent is None:
             raise StageFailed("deploy: the Vertex AI registry holds no version; run `register` first")
+        # isolation: multi: a version rolled back in env's project is rejected there (not in gcp.project_id)
+        rejected = set()
+        if env is not None and self._isolated(env):
+            for other, info in self._versions(self.project(env)):
+                copy = self.aiplatform.Model(other.resource_name, version=info.version_id)
+                if (copy.labels or {}).get("approval") == "rejected":
+                    rejected.add(self._public_version(copy))
         infos = self.aiplatform.models.ModelRegistry(parent.resource_name).list_versions()
         for info in sorted(infos, key=lambda i: int(i.version_id), reverse=True):
             model = self.aiplatform.Model(parent.resource_name, version=info.version_id)
-            if (model.labels or {}).get("approval") != "rejected":
+            if (model.labels or {}).get("approval") != "rejected" and str(info.version_id) not in rejected:
                 return model
         raise StageFailed("deploy: every version in the Vertex AI registry is rejected")
 
@@ -248,13 +347,21 @@ class GcpTarget(Target):
             model = self._aliased("staging")
             if model is None:
                 raise StageFailed("promote: no version carries the alias staging; name one with --version")
+            if self._isolated("staging"):  # staging's copy: promote its source, the version of record
+                model = self._version(self._public_version(model))
         else:
             model = self._version(version)
         if (model.labels or {}).get("approval") == "rejected":
             raise StageFailed(f"promote: version {model.version_id} is rejected")
+        if self._isolated(to_env):
+            # Across the boundary: approved as a version of to_env's project (gcp.project_id's labels are
+            # not written: to_env's service account only reads there).
+            model = self._into(to_env, model, approval="approved")
+            if (model.labels or {}).get("approval") == "rejected":
+                raise StageFailed(f"promote: version {self._public_version(model)} is rejected in {to_env}")
         self._set_labels(model, approval="approved")
         self._move_alias(to_env, model, remember=True)
-        return self._as_model_version(self._version(model.version_id))
+        return self._as_model_version(self.aiplatform.Model(model.resource_name, version=str(model.version_id)))
 
     def rollback(self, env: str) -> ModelVersion:
         current = self._aliased(env)
@@ -263,11 +370,11 @@ class GcpTarget(Target):
             raise StageFailed(f"rollback: {env} has no previous version to return to")
         # The version rolled back from is bad: reject it, so `deploy --env staging` does not pick it again.
         self._set_labels(current, approval="rejected")
-        target = self._version(previous)
+        target = self.aiplatform.Model(current.resource_name, version=str(previous))  # env's own registry
         self._move_alias(env, target, remember=False)
         if self._endpoint(env) is not None:
             self.deploy(env)
-        return self._as_model_version(self._version(previous))
+        return self._as_model_version(self.aiplatform.Model(current.resource_name, version=str(previous)))
 
     # -- endpoints ---------------------------------------------------------------------------------
     def _endpoint_name(self, env: str) -> str:
@@ -275,7 +382,8 @@ class GcpTarget(Target):
 
     def _endpoint(self, env: str, create: bool = False):
         name = self._endpoint_name(env)
-        found = self.aiplatform.Endpoint.list(filter=f'display_name="{name}"', order_by="create_time")
+        found = self.aiplatform.Endpoint.list(filter=f'display_name="{name}"', order_by="create_time",
+                                              project=self.project(env), location=self.gcp.region)
         if found:
             return found[0]
         if not create:
@@ -285,6 +393,7 @@ class GcpTarget(Target):
         capture = monitor.logging_config(self.config, env)
         return self.aiplatform.Endpoint.create(
             display_name=name, labels={"environment": _label(env), "managed_by": "mlops-gen"}, sync=True,
+            project=self.project(env), location=self.gcp.region,
             enable_request_response_logging=capture.enabled,
             request_response_logging_sampling_rate=capture.sampling_rate if capture.enabled else None,
             request_response_logging_bq_destination_table=(
@@ -339,7 +448,13 @@ class GcpTarget(Target):
             if model is None:
                 raise StageFailed(f"deploy: {env} needs an approved version; run `promote --to {env}` first")
             return model
-        return self._newest_deployable()
+        return self._newest_deployable(env)
+
+    def _runtime_account(self, env: str) -> str:
+        """The identity of env's endpoint: gcp.service_account, or its project's vertex-runner (multi)."""
+        if self._isolated(env):
+            return f"vertex-runner@{self.project(env)}.iam.gserviceaccount.com"
+        return self.gcp.service_account
 
     # -- the serving contract ---------------------------------------------------------------------
     def fetch_model(self, version: str, dest: Path) -> Path | None:
@@ -355,18 +470,23 @@ class GcpTarget(Target):
         if endpoint is None:
             return None
         full = [d for d in endpoint.list_models() if endpoint.traffic_split.get(d.id) == 100]
-        return str(full[0].model_version_id) if full else None
+        if not full:
+            return None
+        if self._isolated(env):  # a copy: the version number of gcp.project_id
+            return self._public_version(self.aiplatform.Model(full[0].model, version=full[0].model_version_id))
+        return str(full[0].model_version_id)
 
     def due_version(self, env: str) -> str | None:
-        return str(self._due(env).version_id)
+        return self._public_version(self._due(env))
 
     def deploy(self, env: str, version: str | None = None) -> Deployment:
         self.check_framework("deploy")
         if version is None:
             model = self._due(env)
         else:
-            model = self._version(str(version))
+            model = (self._copy_of(env, str(version)) if self._isolated(env) else None) or self._version(str(version))
             self.check_deployable(env, str(version), (model.labels or {}).get("approval"))
+        model = self._into(env, model)  # isolation: multi: a version of env's own project
         settings = self.gcp.environment(env)
         endpoint = self._endpoint(env, create=True)
         self._ensure_capture(env, endpoint)
@@ -384,7 +504,7 @@ class GcpTarget(Target):
             machine_type=settings.machine_type,
             min_replica_count=settings.min_replicas,
             max_replica_count=settings.max_replicas,
-            service_account=self.gcp.service_account,
+            service_account=self._runtime_account(env),
             deploy_request_timeout=self.gcp.deploy_timeout_minutes * 60,
             sync=True,
         )
@@ -408,7 +528,7 @@ class GcpTarget(Target):
     def _deployed(self, env: str, endpoint, model) -> Deployment:
         """The alias follows what the endpoint serves: moved only once the version took all traffic."""
         self._move_alias(env, model, remember=True)
-        return Deployment(env, endpoint.resource_name, str(model.version_id))
+        return Deployment(env, endpoint.resource_name, self._public_version(model))
 
     def invoke(self, env: str, instances: list) -> list:
         endpoint = self._endpoint(env)
@@ -439,10 +559,10 @@ class GcpTarget(Target):
         return self._jobs
 
     def _monitoring_job(self, endpoint_name: str):
-        """The monitoring job of an endpoint (Vertex AI allows one), or None."""
+        """The monitoring job of an endpoint (Vertex AI allows one; in the endpoint's project), or None."""
         from google.cloud import aiplatform_v1 as v1
 
-        parent = f"projects/{self.gcp.project_id}/locations/{self.gcp.region}"
+        parent = f"projects/{endpoint_name.split('/')[1]}/locations/{self.gcp.region}"
         found = self.jobs.list_model_deployment_monitoring_jobs(
             request=v1.ListModelDeploymentMonitoringJobsRequest(parent=parent))
         return next((job for job in found if job.endpoint == endpoint_name), None)
@@ -475,7 +595,7 @@ class GcpTarget(Target):
         existing = self._monitoring_job(endpoint.resource_name)
         timeout = self.gcp.deploy_timeout_minutes * 60
         if existing is None:
-            parent = f"projects/{self.gcp.project_id}/locations/{self.gcp.region}"
+            parent = f"projects/{self.project(env)}/locations/{self.gcp.region}"
             name = self.jobs.create_model_deployment_monitoring_job(
                 request=v1.CreateModelDeploymentMonitoringJobRequest(
                     parent=parent, model_deployment_monitoring_job=job)).name
@@ -503,7 +623,7 @@ class GcpTarget(Target):
                 f"{env} has no Vertex AI monitoring job yet: `deploy --target gcp --env {env}` sets it up"])
         job_id = job.name.rsplit("/", 1)[-1]
         console = (f"https://console.cloud.google.com/vertex-ai/locations/{self.gcp.region}/model-monitoring/"
-                   f"model-deployment-monitoring-jobs/{job_id}?project={self.gcp.project_id}")
+                   f"model-deployment-monitoring-jobs/{job_id}?project={self.project(env)}")
         answers = []
         for deployed in endpoint.list_models():
             answers += list(self.jobs.search_model_deployment_monitoring_stats_anomalies(
@@ -568,7 +688,8 @@ class GcpTarget(Target):
             display_name=f"{self.config.model.name}-train",
             template_path=str(spec),
             pipeline_root=self.gcp.root,
-            parameter_values={"source_uri": source_uri, "git_commit": commit, "approved": False},
+            parameter_values={"source_uri": source_uri, "git_commit": commit, "approved": False,
+                              "model_image": self.serving_image() or ""},
             enable_caching=False,
             labels={"git_commit": _label(commit), "managed_by": "mlops-gen"},
         )

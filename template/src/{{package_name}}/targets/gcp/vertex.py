@@ -104,10 +104,11 @@ def evaluate(
 
 def upload(
     source: Input[Artifact], model: Input[Model], metrics_json: str, git_commit: str, approved: bool,
-    vertex_model: Output[Artifact],
+    model_image: str, vertex_model: Output[Artifact],
 ):
     import importlib
     import json
+    import os
     import sys
     import tarfile
     import tempfile
@@ -120,6 +121,8 @@ def upload(
     package = json.loads((root / "manifest.json").read_text())["package"]
     config = importlib.import_module(f"{package}.config").load(root / "mlops.yaml")
     target = importlib.import_module(f"{package}.targets.gcp.target").TARGET(config, root)
+    if model_image:  # serving.mode image: the image the build pushed, registered with the version
+        os.environ["MODEL_IMAGE"] = model_image
     lineage = {"git_commit": git_commit, "trained_on": "vertex-pipelines", "model_artifact": model.uri}
     version = target.register(Path(model.path), json.loads(metrics_json), lineage, approved=approved)
     vertex_model.uri = f"https://{config.gcp.region}-aiplatform.googleapis.com/v1/{version.uri}"
@@ -164,7 +167,7 @@ def build(config: Config, root: Path):
         description=f"{config.project}: prepare, train, evaluate, gate on {gate.metric}, upload",
         pipeline_root=config.gcp.root,
     )
-    def pipeline(source_uri: str, git_commit: str = "unknown", approved: bool = False):
+    def pipeline(source_uri: str, git_commit: str = "unknown", approved: bool = False, model_image: str = ""):
         source = dsl.importer(artifact_uri=source_uri, artifact_class=Artifact, reimport=False)
         source.set_display_name("source")
         prepared = prepare_op(source=source.output)
@@ -178,6 +181,7 @@ def build(config: Config, root: Path):
             upload_op(
                 source=source.output, model=trained.outputs["model"],
                 metrics_json=evaluated.outputs["metrics_json"], git_commit=git_commit, approved=approved,
+                model_image=model_image,
             ).set_caching_options(False)
 
     return pipeline

@@ -168,6 +168,11 @@ class K8sTarget(Target):
     def _as_model_version(record: dict) -> ModelVersion:
         return ModelVersion(str(record["version"]), record["metrics"], record["status"], record["image"])
 
+    def serving_image(self) -> str | None:
+        """The k8s target records its own image with each version (image_for: K8S_IMAGE + the commit's tag,
+        the model baked in), whatever serving.mode says for the clouds."""
+        return None
+
     def image_for(self, lineage: dict) -> str:
         repository = os.environ.get("K8S_IMAGE") or self.settings.image
         if not repository:
