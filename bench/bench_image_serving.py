@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_serving import CLIENT, free_port, wait_ready  # noqa: E402
+from bench_serving import CLIENT, free_port, wait_ready
 
 SCENARIOS = [(1, 1), (1, 100), (20, 1), (20, 100)]
 

@@ -23,11 +23,20 @@ TASKS = {"UsePythonVersion@0", "Cache@2", "PublishTestResults@2", "AzureCLI@2",
          "PublishPipelineArtifact@1", "DownloadPipelineArtifact@2"}
 STAGES = ["Test", "Train", "Register", "DeployStaging", "DeployProd", "Batch"]
 SETUP, RUN = "infra/azure/pipelines/setup.yml", "infra/azure/pipelines/run.yml"
+STAGING, PROD = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
+MULTI = {"serving": "image", "isolation": "multi", "azure_staging_subscription_id": STAGING,
+         "azure_prod_subscription_id": PROD}
 
 
 @pytest.fixture(scope="module")
 def v2(tmp_path_factory, rendered) -> Path:
     return Path(shutil.copytree(rendered(clouds=["azure"]), tmp_path_factory.mktemp("az") / "repo"))
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory, rendered) -> Path:
+    """serving: image and isolation: multi (the other pole of both new questions)."""
+    return Path(shutil.copytree(rendered(clouds=["azure"], **MULTI), tmp_path_factory.mktemp("azm") / "repo"))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +67,7 @@ def _check_schema(path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-@pytest.mark.parametrize("flavour", ["v2", "v1"])
+@pytest.mark.parametrize("flavour", ["v2", "v1", "multi"])
 def test_pipeline_passes_the_vendored_schema_and_validate(flavour: str, request) -> None:
     repo = request.getfixturevalue(flavour)
     _check_schema(repo / "azure-pipelines.yml")
@@ -67,7 +76,9 @@ def test_pipeline_passes_the_vendored_schema_and_validate(flavour: str, request)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_pipeline_shape_ids_and_thin_steps(v2: Path) -> None:
+@pytest.mark.parametrize("flavour", ["v2", "multi"])
+def test_pipeline_shape_ids_and_thin_steps(flavour: str, request) -> None:
+    v2 = request.getfixturevalue(flavour)
     pipeline = _pipeline(v2)
     assert pipeline["trigger"]["branches"]["include"] == ["main"]
     assert pipeline["pr"]["branches"]["include"] == ["main"]
@@ -242,6 +253,138 @@ def test_setup_script_against_a_fake_az(v2: Path, tmp_path: Path) -> None:
     assert "sig=" not in (v2 / "infra" / "azure" / "setup.sh").read_text()
 
 
+# A stand-in for the az CLI that records every call (argv, and the files it was handed) as JSON lines and
+# answers with ids shaped like Azure's, built from the call's own --subscription, --name and group.
+RECORDING_AZ = r"""#!/usr/bin/env python3
+import json, os, sys
+args = sys.argv[1:]
+def opt(name, default=""):
+    return args[args.index(name) + 1] if name in args else default
+files = {}
+for flag in ("--role-definition", "--service-endpoint-configuration", "--file"):
+    if flag in args and os.path.exists(opt(flag)):
+        files[flag] = open(opt(flag)).read()
+with open(os.environ["AZ_LOG"], "a") as log:
+    log.write(json.dumps({"args": args, "files": files}) + "\n")
+command = args[:next((i for i, a in enumerate(args) if a.startswith("-")), len(args))]
+words, query = " ".join(command), opt("--query")
+sub, name, rg = opt("--subscription", "00000000-0000-0000-0000-0000000000aa"), opt("--name"), opt("--resource-group", os.environ["AZ_GROUP"])
+ml = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices"
+answers = [
+    ("account show", "id", "00000000-0000-0000-0000-0000000000aa"), ("account show", "name", "sub-name"),
+    ("account show", "tenantId", "tenant"),
+    ("ml workspace show", "id", f"{ml}/workspaces/{name}"), ("ml workspace show", "container_registry", ""),
+    ("ml registry show", "id", f"{ml}/registries/{name}"),
+    ("acr show", "id", f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{name}"),
+    ("identity show", "clientId", f"client-{name}"), ("identity show", "principalId", f"principal-{name}"),
+    ("ml online-endpoint show", "identity.principal_id", f"endpoint-principal-{name}"),
+    ("devops service-endpoint list", "", ""),
+    ("devops service-endpoint create", "id", "conn-" + json.loads(files.get("--service-endpoint-configuration", "{}")).get("name", "")),
+    ("devops service-endpoint show", "Issuer", "https://vstoken.dev.azure.com/org"),
+    ("devops service-endpoint show", "Subject", f"sc://org/project/{opt('--id')}"),
+    ("pipelines list", "", "42"), ("role definition list", "", ""), ("devops invoke", "value", "env-id"),
+    ("logic workflow show", "", "workflow-principal"), ("rest", "", "https://logic.example/run"),
+    ("security pricing show", "", "Free"),
+]
+if query == "" and command[-1] == "show":
+    sys.exit(1)  # an existence check: nothing exists yet
+for command, asked, answer in answers:
+    if words.startswith(command) and asked in query:
+        print(answer)
+        break
+"""
+
+
+def _setup_calls(repo: Path, tmp_path: Path) -> list[dict]:
+    fake = tmp_path / "bin" / "az"
+    fake.parent.mkdir()
+    fake.write_text(RECORDING_AZ)
+    fake.chmod(0o755)
+    log = tmp_path / "az.jsonl"
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}", "AZ_LOG": str(log),
+           "ORG": "https://dev.azure.com/contoso", "PROJECT": "ml", "REPO": "my-ml-project",
+           "AZ_GROUP": yaml.safe_load((repo / "mlops.yaml").read_text())["azure"]["resource_group"]}
+    run = subprocess.run(["bash", str(repo / "infra" / "azure" / "setup.sh")], check=False, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _assignments(calls: list[dict]) -> set[tuple[str, str, str]]:
+    """(assignee, role, scope) of every role assignment the script makes."""
+    def opt(args, name):
+        return args[args.index(name) + 1]
+    return {(opt(c["args"], "--assignee-object-id"), opt(c["args"], "--role"), opt(c["args"], "--scope"))
+            for c in calls if c["args"][:3] == ["role", "assignment", "create"]}
+
+
+def test_setup_multi_gives_each_environment_its_workspace_identity_and_least_privilege(tmp_path: Path, rendered) -> None:
+    repo = rendered(clouds=["azure"], **MULTI)
+    calls = _setup_calls(repo, tmp_path)
+    mlops = yaml.safe_load((repo / "mlops.yaml").read_text())
+    tooling, rg = "00000000-0000-0000-0000-0000000000aa", mlops["azure"]["resource_group"]
+    ml = "/subscriptions/{}/resourceGroups/" + rg + "/providers/Microsoft.MachineLearningServices/{}"
+    registry = ml.format(tooling, f"registries/{mlops['azure']['workspace'][:29]}-reg")
+    acr = f"/subscriptions/{tooling}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/"
+    (acr_create,) = [c["args"] for c in calls if c["args"][:2] == ["acr", "create"]]
+    acr += acr_create[acr_create.index("--name") + 1]
+    role = "my-ml-project release reader"
+    expected = {("principal-id-my-ml-project", "AzureML Data Scientist", ml.format(tooling, "workspaces/mlw-my-ml-project")),
+                ("principal-id-my-ml-project", "Container Registry Tasks Contributor", acr),
+                ("principal-id-my-ml-project", "AcrPull", acr),
+                ("principal-id-my-ml-project", "AzureML Registry User", registry)}
+    for env, sub in (("staging", STAGING), ("prod", PROD)):
+        where = mlops["environments"][env]
+        assert where["azure_subscription_id"] == sub
+        workspace = ml.format(sub, f"workspaces/{where['azure_workspace']}")
+        endpoint = mlops["azure"]["deployments"][env]["endpoint"]
+        expected |= {(f"principal-id-my-ml-project-{env}", "AzureML Data Scientist", workspace),
+                     (f"principal-id-my-ml-project-{env}", role, registry),
+                     (f"principal-id-my-ml-project-{env}", "AcrPull", acr),
+                     (f"endpoint-principal-{endpoint}", "AcrPull", acr),
+                     ("principal-id-my-ml-project", role, workspace)}
+        # the workspace and identity are created in the environment's own subscription
+        for command in (["ml", "workspace", "create"], ["identity", "create"]):
+            assert any(c["args"][:len(command)] == command and c["args"][c["args"].index("--subscription") + 1] == sub
+                       for c in calls if "--subscription" in c["args"]), (env, command)
+        # the endpoint exists before the first deploy, from the committed spec, so its identity may pull
+        assert any(c["args"][:3] == ["ml", "online-endpoint", "create"] and f"infra/azure/ml/endpoint-{env}.yml" in c["args"]
+                   for c in calls)
+        (connection,) = [json.loads(c["files"]["--service-endpoint-configuration"]) for c in calls
+                         if c["args"][:3] == ["devops", "service-endpoint", "create"]
+                         and f"my-ml-project-{env}" in c["files"]["--service-endpoint-configuration"]]
+        assert connection["authorization"]["scheme"] == "WorkloadIdentityFederation"
+        assert connection["authorization"]["parameters"]["serviceprincipalid"] == f"client-id-my-ml-project-{env}"
+        assert connection["data"]["subscriptionId"] == sub
+        assert any(c["args"][:3] == ["identity", "federated-credential", "create"]
+                   and f"sc://org/project/conn-my-ml-project-{env}" in c["args"] for c in calls)
+    # least privilege: exactly these assignments, each on one resource, none on a group or subscription
+    assert _assignments(calls) == expected
+    assert all("/providers/" in scope for _, _, scope in expected)
+    (definition,) = [json.loads(c["files"]["--role-definition"]) for c in calls
+                     if c["args"][:3] == ["role", "definition", "create"]]
+    assert definition["Name"] == role and all(action.endswith("/read") for action in definition["Actions"])
+    (created,) = [c for c in calls if c["args"][:3] == ["ml", "registry", "create"]]
+    assert yaml.safe_load(created["files"]["--file"])["name"] == registry.rsplit("/", 1)[-1]
+    # the pipeline deploys each environment through its own connection
+    stages = {s["stage"]: s for s in _pipeline(repo)["stages"]}
+    assert stages["DeployStaging"]["variables"] == {"serviceConnection": "my-ml-project-staging"}
+    assert stages["DeployProd"]["variables"] == {"serviceConnection": "my-ml-project-prod"}
+
+
+def test_a_single_render_has_no_multi_or_image_parts(v2: Path) -> None:
+    text = (v2 / "infra" / "azure" / "setup.sh").read_text() + (v2 / "azure-pipelines.yml").read_text()
+    for word in ("registry create", "release reader", "acr build", "MODEL_IMAGE", "serviceConnection: \"my-ml-project-staging\""):
+        assert word not in text, word
+
+
+def test_v1_renders_none_of_the_v2_only_files(v1: Path) -> None:
+    """serving: image and isolation: multi are refused with azure_ml_sdk v1 (copier validators): their
+    modules and tests, which import the v2 target, are not rendered (copier.yml _exclude)."""
+    for path in ("tests/test_azure_image.py", "tests/test_azure_isolation.py", "src/my_ml_project/targets/azure/image.py"):
+        assert not (v1 / path).exists(), path
+
+
 def test_retrain_trigger_queues_the_pipeline_keylessly_unless_a_run_is_going(v2: Path) -> None:
     flow = json.loads((v2 / "infra" / "azure" / "retrain-trigger.json").read_text())
     assert flow["triggers"]["eventGrid"]["type"] == "Request"
@@ -307,14 +450,15 @@ def test_a_batch_run_scores_and_never_trains_or_deploys(v2: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("azure-generated")
-@pytest.mark.parametrize("flavour,label", [("v2", "azure"), ("v1", "azure-v1")])
+@pytest.mark.parametrize("flavour,label", [("v2", "azure"), ("multi", "azure"), ("v1", "azure-v1")])
 def test_generated_repo_passes_its_own_tests(flavour: str, label: str, request) -> None:
     repo = request.getfixturevalue(flavour)
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     python = project_python(repo, ["local", "dev", "azure"], label=label)
     # Only the Azure tests: the rest of the generated suite is the foundation's, tested there.
-    tests = ["tests/test_azure_v1.py"] if flavour == "v1" else ["tests/test_azure.py", "tests/test_azure_monitor.py",
-                                                                   "tests/test_azure_batch.py"]
+    tests = ["tests/test_azure_v1.py"] if flavour == "v1" else [
+        "tests/test_azure.py", "tests/test_azure_monitor.py", "tests/test_azure_batch.py", "tests/test_azure_image.py",
+        "tests/test_azure_isolation.py"]
     run = run_generated_tests(repo, python, "-W", "ignore", *tests)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
     summary = run.stdout.strip().splitlines()[-1]

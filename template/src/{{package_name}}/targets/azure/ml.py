@@ -1,8 +1,10 @@
 """Azure Machine Learning (SDK v2, azure-ai-ml) entities built from mlops.yaml and pyproject.toml.
 
 One place builds the training command job, its environment, and each environment's managed online
-endpoint and deployment. The `azure` target submits these entities; the YAML specs in `infra/azure/ml/`
-(for `az ml ... -f`) are dumps of the same entities, and a test fails when they drift:
+endpoint and deployment (serving.mode prebuilt: the environment plus score.py; image: this repository's
+image as a custom container, `serving_environment`). The `azure` target submits these entities; the YAML
+specs in `infra/azure/ml/` (for `az ml ... -f`) are dumps of the same entities, and a test fails when
+they drift:
 
     python -m <package>.targets.azure.ml infra/azure/ml     # rewrite the specs after editing mlops.yaml
 """
@@ -35,6 +37,13 @@ PACKAGE = __package__.split(".")[0]
 SPEC_DIR = "infra/azure/ml"
 SCORING_SCRIPT = f"{PACKAGE}/targets/azure/score.py"
 SCHEMAS = "https://azuremlschemas.azureedge.net/latest"
+# serving.mode image: the routes and port of the image's server (Dockerfile, serving.py), as Azure ML probes them.
+IMAGE_PORT = 8080
+INFERENCE_CONFIG = {
+    "liveness_route": {"port": IMAGE_PORT, "path": "/live"},
+    "readiness_route": {"port": IMAGE_PORT, "path": "/ready"},
+    "scoring_route": {"port": IMAGE_PORT, "path": "/score"},
+}
 
 
 def environment_name(config: Config) -> str:
@@ -51,6 +60,24 @@ def environment(config: Config, root: Path) -> Environment:
         image=config.azure.image,
         conda_file=conda,
         description=f"Training and serving environment of {config.model.name}",
+    )
+
+
+def serving_environment_name(config: Config) -> str:
+    return f"{config.model.name}-image"
+
+
+def serving_environment(config: Config, image: str) -> Environment:
+    """serving.mode image: the image a version was registered with, as a custom container. Its version is a
+    hash of the image reference, so each image gets one environment version and a deploy never moves to
+    another image by re-creating one."""
+    digest = hashlib.sha256(json.dumps([image, INFERENCE_CONFIG], sort_keys=True).encode()).hexdigest()
+    return Environment(
+        name=serving_environment_name(config),
+        version=digest[:16],
+        image=image,
+        inference_config=INFERENCE_CONFIG,
+        description=f"Serving image of {config.model.name} (this repository's Dockerfile, target mounted)",
     )
 
 
@@ -90,15 +117,20 @@ def endpoint(config: Config, env: str) -> ManagedOnlineEndpoint:
 
 def deployment(config: Config, root: Path, env: str, name: str, model_id: str,
                environment_id: str) -> ManagedOnlineDeployment:
-    """`env`'s deployment; with capture on (monitoring.capture_percent) it collects inputs and outputs."""
+    """`env`'s deployment; with capture on (monitoring.capture_percent) it collects inputs and outputs.
+    serving.mode image: `environment_id` is the image's environment (serving_environment) and the
+    container runs its own server on the model Azure ML mounts (AZUREML_MODEL_DIR): no scoring script,
+    and no data collector (the collections are filled by score.py's Collector, which the image lacks)."""
     settings = config.azure.deployments[env]
-    collector = monitor.data_collector(config, env)
+    image = config.serving.mode == "image"
+    collector = None if image else monitor.data_collector(config, env)
     return ManagedOnlineDeployment(
         name=name,
         endpoint_name=settings.endpoint,
         model=model_id,
         environment=environment_id,
-        code_configuration=CodeConfiguration(code=str(root / "src"), scoring_script=SCORING_SCRIPT),
+        code_configuration=None if image else CodeConfiguration(code=str(root / "src"),
+                                                                scoring_script=SCORING_SCRIPT),
         instance_type=settings.instance_type,
         instance_count=settings.instance_count,
         request_settings=OnlineRequestSettings(request_timeout_ms=settings.request_timeout_ms),
@@ -139,11 +171,15 @@ def specs(config: Config, root: Path) -> dict[str, dict]:
             drop=("inputs", "parameters", "properties", "tags"),
         ),
     }
+    image = config.serving.mode == "image"
+    # serving.mode image: the deployment runs the image its version was registered with (`deploy` creates
+    # that environment); by hand, create it first with the image: `az ml environment create --name ...`.
+    serving_ref = f"azureml:{serving_environment_name(config)}@latest" if image else env_ref
     for env_name in config.azure.deployments:
         out[f"endpoint-{env_name}.yml"] = _spec(endpoint(config, env_name), "managedOnlineEndpoint", {})
         out[f"deployment-{env_name}.yml"] = _spec(
-            deployment(config, root, env_name, "blue", model_ref, env_ref), "managedOnlineDeployment",
-            {"code_configuration.code": src},
+            deployment(config, root, env_name, "blue", model_ref, serving_ref), "managedOnlineDeployment",
+            {} if image else {"code_configuration.code": src},
         )
     return out
 

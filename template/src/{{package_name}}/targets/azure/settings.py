@@ -54,3 +54,9 @@ class AzureSettings(Strict):
     deploy_timeout_minutes: int = Field(30, ge=1, le=240)
     deployments: dict[str, AzureDeployment] = Field(min_length=1)
     batch: AzureBatch = AzureBatch()
+    # isolation: multi (environments.<env>.azure_subscription_id): the Azure ML registry that carries each
+    # version from this workspace to the environments' workspaces; null: <workspace>-reg (infra/azure/setup.sh).
+    registry: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,32}$")
+
+    def registry_name(self) -> str:
+        return self.registry or f"{self.workspace[:29].rstrip('-_')}-reg"

@@ -10,6 +10,9 @@
             deployment is created beside the live one with no traffic, smoke-tested directly, and
             only then takes 100% of the traffic; the old deployment is removed afterwards.
             A failed smoke deletes the new deployment and leaves traffic where it was.
+            serving.mode image: `register` records the image CI built (MODEL_IMAGE, in the workspace's
+            Azure Container Registry) as the version's tag and property `image`, and every deploy of
+            that version runs exactly that image as a custom container (ml.serving_environment).
 - invoke:   HTTPS to the endpoint's scoring URI with its key (fetched at run time, never stored).
 - batch:    the model's batch endpoint (azure.batch.endpoint, created when missing) and a model deployment
             per version running batch_score.py, invoked on a URI file or folder into a datastore folder,
@@ -20,6 +23,13 @@
             deploy (and rollback) the environment's Azure ML monitor schedule follows the live
             deployment and the serving version's reference data (monitor.py), and `monitor` reads
             the newest finished run's signal outputs.
+
+isolation: multi (environments.<env>.azure_subscription_id, _resource_group, _workspace): staging and prod
+each live in a workspace of their own subscription. `register` registers in this (the tooling) workspace
+and copies the version into the Azure ML registry (azure.registry); each environment's workspace keeps a
+release record per version (same name and number; tags: its due/rolled-back state and `source.*`, where the
+version came from) and its deployments serve the registry version. promote, deploy and rollback are the
+same commands; each deploy stage signs in with its environment's service connection.
 
 Credentials: DefaultAzureCredential, i.e. the az CLI login of the pipeline's workload-identity
 service connection (AzureCLI@2), or your own `az login`. No key or secret is kept anywhere.
@@ -77,7 +87,8 @@ class AzureTarget(Target):
     name = "azure"
     poll_seconds = 30.0
 
-    def __init__(self, config, root: Path, client: MLClient | None = None):
+    def __init__(self, config, root: Path, client: MLClient | None = None,
+                 clients: dict[str, MLClient] | None = None, registry: MLClient | None = None):
         super().__init__(config, root)
         self.settings = config.azure
         missing = [env for env in config.environments if env not in self.settings.deployments]
@@ -86,7 +97,9 @@ class AzureTarget(Target):
                 f"mlops.yaml: azure.deployments: no endpoint for environment(s) {', '.join(missing)}"
             )
         self._client = client
-        self._environment_id: str | None = None
+        self._clients = dict(clients or {})  # isolated environment -> the MLClient of its workspace
+        self._registry = registry
+        self._environment_ids: dict[int, str] = {}  # per workspace client
         self._scoring: dict[str, tuple[str, str]] = {}
 
     # -- connection -------------------------------------------------------------------------------
@@ -117,6 +130,43 @@ class AzureTarget(Target):
             )
         return self._client
 
+    # -- where each environment lives (isolation: multi) --------------------------------------------
+    def _isolated(self, env: str) -> bool:
+        return bool(self.config.environment(env).azure_subscription_id)
+
+    def _multi(self) -> bool:
+        return any(self._isolated(env) for env in self.config.environments)
+
+    def _ws(self, env: str) -> MLClient:
+        """The workspace of `env`'s endpoint and release records: its own (environments.<env>.azure_*) or,
+        in a single render, the workspace of azure.workspace."""
+        if not self._isolated(env):
+            return self.client
+        if env not in self._clients:
+            from azure.identity import DefaultAzureCredential
+
+            where = self.config.environment(env)
+            self._clients[env] = MLClient(
+                DefaultAzureCredential(), where.azure_subscription_id,
+                where.azure_resource_group or self.settings.resource_group, where.azure_workspace,
+            )
+        return self._clients[env]
+
+    @property
+    def registry(self) -> MLClient:
+        """The Azure ML registry between the workspaces (isolation: multi)."""
+        if self._registry is None:
+            from azure.identity import DefaultAzureCredential
+
+            self._registry = MLClient(DefaultAzureCredential(), registry_name=self.settings.registry_name())
+        return self._registry
+
+    def _model_ref(self, env: str, model: Model) -> str:
+        """What `env`'s deployment serves: the registry version when `env` is isolated."""
+        if self._isolated(env):
+            return f"azureml://registries/{self.settings.registry_name()}/models/{model.name}/versions/{model.version}"
+        return f"azureml:{model.name}:{model.version}"
+
     def _wait(self, poller, minutes: int, what: str):
         try:
             result = poller.result(timeout=minutes * 60)
@@ -126,16 +176,32 @@ class AzureTarget(Target):
             raise StageFailed(f"{what} did not finish within {minutes} minutes")
         return result
 
-    def environment_id(self) -> str:
-        """The content-versioned environment, created once; unchanged dependencies reuse its image."""
-        if self._environment_id is None:
-            env = azure_ml.environment(self.config, self.root)
-            try:
-                self.client.environments.get(env.name, version=env.version)
-            except ResourceNotFoundError:
-                self.client.environments.create_or_update(env)
-            self._environment_id = f"azureml:{env.name}:{env.version}"
-        return self._environment_id
+    def _ensure_environment(self, client: MLClient, env) -> str:
+        try:
+            client.environments.get(env.name, version=env.version)
+        except ResourceNotFoundError:
+            client.environments.create_or_update(env)
+        return f"azureml:{env.name}:{env.version}"
+
+    def environment_id(self, client: MLClient | None = None) -> str:
+        """The content-versioned environment, created once per workspace; unchanged dependencies reuse its image."""
+        client = client or self.client
+        if id(client) not in self._environment_ids:
+            self._environment_ids[id(client)] = self._ensure_environment(
+                client, azure_ml.environment(self.config, self.root))
+        return self._environment_ids[id(client)]
+
+    def serving_environment_id(self, env: str, model: Model) -> str:
+        """The environment `model` is served in, in `env`'s workspace: the image it was registered with
+        (serving.mode image), else the content-versioned conda environment with score.py."""
+        if self.config.serving.mode != "image":
+            return self.environment_id(self._ws(env))
+        image = (model.properties or {}).get("image") or (model.tags or {}).get("image")
+        if not image:
+            raise StageFailed(
+                f"deploy: version {model.version} of {model.name} was registered without an image (serving.mode "
+                "was prebuilt then); serving.mode image deploys only versions registered with MODEL_IMAGE")
+        return self._ensure_environment(self._ws(env), azure_ml.serving_environment(self.config, image))
 
     # -- training ---------------------------------------------------------------------------------
     def train(self, artifacts: Path) -> bool:
@@ -192,18 +258,24 @@ class AzureTarget(Target):
         return ""
 
     # -- registry ---------------------------------------------------------------------------------
-    def _models(self) -> list[Model]:
+    def _models(self, client: MLClient | None = None) -> list[Model]:
         try:
-            found = list(self.client.models.list(name=self.config.model.name))
+            found = list((client or self.client).models.list(name=self.config.model.name))
         except ResourceNotFoundError:
             return []
         return sorted(found, key=lambda m: int(m.version))
 
-    def _model(self, version: str) -> Model:
-        try:
-            return self.client.models.get(self.config.model.name, version=str(version))
-        except ResourceNotFoundError:
-            raise StageFailed(f"azure registry: no version {version} of model {self.config.model.name}") from None
+    def _model(self, version: str, env: str | None = None) -> Model:
+        """A version: in this workspace, or for an isolated `env` its release record there, else the
+        registry version."""
+        name = self.config.model.name
+        places = [self._ws(env), self.registry] if env and self._isolated(env) else [self.client]
+        for client in places:
+            try:
+                return client.models.get(name, version=str(version))
+            except ResourceNotFoundError:
+                continue
+        raise StageFailed(f"azure registry: no version {version} of model {name}") from None
 
     @staticmethod
     def _as_model_version(model: Model) -> ModelVersion:
@@ -217,29 +289,77 @@ class AzureTarget(Target):
             # The bundle came out of the training job: register the job's output, which links the two.
             path = f"azureml://jobs/{json.loads(job_file.read_text())['name']}/outputs/model"
         metric_values = {f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()}
+        # serving.mode image: the image CI built for this commit; a property (immutable) and a tag (shown).
+        image = {"image": str(lineage["image"])} if lineage.get("image") else {}
+        # isolation: multi: where the version was registered, carried into the registry with it.
+        source = self._registered_in() if self._multi() else {}
         model = Model(
             name=self.config.model.name,
             path=path,
             type=AssetTypes.CUSTOM_MODEL,
             description=f"{self.config.model.estimator} on {self.config.data.source}",
             tags={"status": "Approved" if approved else "PendingManualApproval",
-                  "git_commit": str(lineage.get("git_commit", "unknown")), **metric_values},
+                  "git_commit": str(lineage.get("git_commit", "unknown")), **metric_values, **image, **source},
             properties={"metrics": json.dumps(metrics, sort_keys=True),
-                        "lineage": json.dumps(lineage, sort_keys=True, default=str), **metric_values},
+                        "lineage": json.dumps(lineage, sort_keys=True, default=str), **metric_values, **image,
+                        **source},
         )
-        return self._as_model_version(self.client.models.create_or_update(model))
+        registered = self.client.models.create_or_update(model)
+        if self._multi():
+            # Copied into the registry, same name and number (Azure ML copies the files; the copy is
+            # immutable): the documented workspace-to-registry share.
+            self.client.models.share(registered.name, str(registered.version), share_with_name=registered.name,
+                                     share_with_version=str(registered.version),
+                                     registry_name=self.settings.registry_name())
+        return self._as_model_version(registered)
+
+    def _registered_in(self) -> dict:
+        subscription = getattr(self.client, "subscription_id", None) or self._subscription()
+        return {"source.workspace": self.settings.workspace, "source.subscription": subscription}
+
+    def _source(self, model: Model) -> dict:
+        """Where an isolated environment's version came from: the registry, and the workspace and subscription
+        it was registered in (its `source.*` properties, which the registry copy carries)."""
+        recorded = {**(model.tags or {}), **(model.properties or {})}
+        return {"registry": self.settings.registry_name(),
+                **{key: recorded.get(f"source.{key}", "") for key in ("workspace", "subscription")},
+                "version": str(model.version)}
+
+    def _record(self, env: str, model: Model) -> Model:
+        """isolation: multi — `env`'s release record of a registry version, created on first use: a model
+        of the same name and number in `env`'s workspace whose only file is source.json (the version's files
+        stay in the registry, which the deployments serve) and whose tags carry `env`'s state."""
+        client = self._ws(env)
+        try:
+            return client.models.get(model.name, version=str(model.version))
+        except ResourceNotFoundError:
+            pass
+        source = self._source(model)
+        keep = {k: v for k, v in (model.tags or {}).items() if not k.startswith(("due.", "rolled_back.", "source."))}
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "release"
+            folder.mkdir()
+            (folder / "source.json").write_text(json.dumps(source, indent=2) + "\n")
+            record = Model(
+                name=model.name, version=str(model.version), path=str(folder), type=AssetTypes.CUSTOM_MODEL,
+                description=f"Release record of {self._model_ref(env, model)}, which {env} serves",
+                tags={**keep, **{f"source.{k}": v for k, v in source.items()}},
+                properties={**(model.properties or {}), **{f"source.{k}": v for k, v in source.items()}},
+            )
+            return client.models.create_or_update(record)
 
     def _history(self, env: str) -> list[Model]:
         """Versions that were due in env, oldest first; the last one is current."""
         key = f"due.{env}"
-        return sorted((m for m in self._models() if key in (m.tags or {})), key=lambda m: m.tags[key])
+        return sorted((m for m in self._models(self._ws(env)) if key in (m.tags or {})), key=lambda m: m.tags[key])
 
     def _assign(self, env: str, model: Model) -> None:
         history = self._history(env)
         if history and history[-1].version == model.version:
             return
-        model.tags[f"due.{env}"] = _now()
-        self.client.models.create_or_update(model)
+        record = self._record(env, model) if self._isolated(env) else model
+        record.tags[f"due.{env}"] = _now()
+        self._ws(env).models.create_or_update(record)
 
     def champion(self) -> ModelVersion | None:
         history = self._history("prod")
@@ -249,17 +369,26 @@ class AzureTarget(Target):
         return self._as_model_version(approved[-1]) if approved else None
 
     def promote(self, version: str | None, to_env: str) -> ModelVersion:
+        isolated = self._isolated(to_env)
         if version is None:
+            if isolated:  # the identity of to_env sees its own workspace and the registry, not staging's
+                raise StageFailed(f"promote --to {to_env}: {to_env} is in a subscription of its own; name the "
+                                  "version with --version or --release artifacts/smoked-staging.json")
             staging = self._history("staging")
             if not staging:
                 raise StageFailed("promote: nothing is deployed to staging; name a version with --version")
             version = staging[-1].version
-        model = self._model(version)
+        model = self._model(version, to_env)
         if model.tags.get("status") == "Rejected":
             raise StageFailed(f"promote: version {version} is Rejected")
+        if isolated:
+            model = self._record(to_env, model)
         model.tags["status"] = "Approved"
         model.tags[f"due.{to_env}"] = _now()
-        return self._as_model_version(self.client.models.create_or_update(model))
+        promoted = self._as_model_version(self._ws(to_env).models.create_or_update(model))
+        if isolated:
+            promoted.source = self._source(model)
+        return promoted
 
     def rollback(self, env: str) -> ModelVersion:
         history = self._history(env)
@@ -268,7 +397,7 @@ class AzureTarget(Target):
         current, previous = history[-1], history[-2]
         del current.tags[f"due.{env}"]
         current.tags[f"rolled_back.{env}"] = _now()
-        self.client.models.create_or_update(current)
+        self._ws(env).models.create_or_update(current)
         if self._endpoint(env) is not None:
             self._deploy(env, previous)
             self._follow_with_monitor(env, previous.version)
@@ -283,7 +412,9 @@ class AzureTarget(Target):
 
     # -- the serving contract ---------------------------------------------------------------------
     def fetch_model(self, version: str, dest: Path) -> Path | None:
-        self.client.models.download(self.config.model.name, version=str(version), download_path=str(dest))
+        # isolation: multi: from the registry, which every identity of the pipeline may read.
+        client = self.registry if self._multi() else self.client
+        client.models.download(self.config.model.name, version=str(version), download_path=str(dest))
         found = sorted(dest.rglob("model.json"))  # the SDK nests the files under the model's name
         return found[0].parent if found else None
 
@@ -301,9 +432,11 @@ class AzureTarget(Target):
             if not history:
                 raise StageFailed(f"deploy: {env} needs an approved version; run `promote` first")
             return history[-1]
-        # Newest version neither rejected nor rolled back from this environment.
-        candidates = [m for m in self._models() if (m.tags or {}).get("status") != "Rejected"
-                      and f"rolled_back.{env}" not in (m.tags or {})]
+        # Newest version neither rejected nor rolled back from this environment (an isolated environment
+        # takes them from the registry; what it rolled back is in its release records).
+        versions = self._models(self.registry if self._isolated(env) else self.client)
+        rolled = {m.version for m in self._models(self._ws(env)) if f"rolled_back.{env}" in (m.tags or {})}
+        candidates = [m for m in versions if (m.tags or {}).get("status") != "Rejected" and m.version not in rolled]
         if not candidates:
             raise StageFailed("deploy: the registry holds no version; run `register` first")
         if assign:
@@ -312,52 +445,53 @@ class AzureTarget(Target):
 
     def _endpoint(self, env: str):
         try:
-            return self.client.online_endpoints.get(self.settings.deployments[env].endpoint)
+            return self._ws(env).online_endpoints.get(self.settings.deployments[env].endpoint)
         except ResourceNotFoundError:
             return None
 
     def deploy(self, env: str, version: str | None = None) -> Deployment:
         if version is None:
             return self._deploy(env, self._version_for(env))
-        model = self._model(str(version))
+        model = self._model(str(version), env)
         self.check_deployable(env, str(version), (model.tags or {}).get("status"))
         self._assign(env, model)
         return self._deploy(env, model)
 
     def _deploy(self, env: str, model: Model) -> Deployment:
+        environment = self.serving_environment_id(env, model)  # image mode: no image recorded fails here, first
         minutes = self.settings.deploy_timeout_minutes
         name = self.settings.deployments[env].endpoint
         endpoint = self._endpoint(env)
         if endpoint is None:
             endpoint = self._wait(
-                self.client.online_endpoints.begin_create_or_update(azure_ml.endpoint(self.config, env)),
+                self._ws(env).online_endpoints.begin_create_or_update(azure_ml.endpoint(self.config, env)),
                 minutes, f"deploy: creating endpoint {name}",
             )
         live = {slot: share for slot, share in (endpoint.traffic or {}).items() if share}
         current = max(live, key=live.get) if live else None
         new = SLOTS[1] if current == SLOTS[0] else SLOTS[0]
-        existing = {d.name for d in self.client.online_deployments.list(endpoint_name=name)}
+        existing = {d.name for d in self._ws(env).online_deployments.list(endpoint_name=name)}
         if new in existing:  # left over from an earlier failed attempt; it takes no traffic
-            self._wait(self.client.online_deployments.begin_delete(name=new, endpoint_name=name),
+            self._wait(self._ws(env).online_deployments.begin_delete(name=new, endpoint_name=name),
                        minutes, f"deploy: removing stale deployment {new}")
         spec = azure_ml.deployment(
-            self.config, self.root, env, new, f"azureml:{model.name}:{model.version}", self.environment_id()
+            self.config, self.root, env, new, self._model_ref(env, model), environment
         )
         spec.tags = {"model_version": str(model.version)}
         try:
-            self._wait(self.client.online_deployments.begin_create_or_update(spec), minutes,
+            self._wait(self._ws(env).online_deployments.begin_create_or_update(spec), minutes,
                        f"deploy: deployment {new} of version {model.version} on {name}")
             stages.probe(self.config, _Pinned(self, new), self.root, env)
         except StageFailed as exc:
-            self._wait(self.client.online_deployments.begin_delete(name=new, endpoint_name=name),
+            self._wait(self._ws(env).online_deployments.begin_delete(name=new, endpoint_name=name),
                        minutes, f"deploy: removing failed deployment {new}")
             kept = f"traffic stays on {current}" if current else "the endpoint serves nothing yet"
             raise StageFailed(f"{exc}; deployment {new} removed, {kept}") from None
         endpoint.traffic = {new: 100}
-        self._wait(self.client.online_endpoints.begin_create_or_update(endpoint), minutes,
+        self._wait(self._ws(env).online_endpoints.begin_create_or_update(endpoint), minutes,
                    f"deploy: moving traffic of {name} to {new}")
         for old in sorted(existing - {new}):
-            self._wait(self.client.online_deployments.begin_delete(name=old, endpoint_name=name),
+            self._wait(self._ws(env).online_deployments.begin_delete(name=old, endpoint_name=name),
                        minutes, f"deploy: removing old deployment {old}")
         self._scoring.pop(env, None)
         return Deployment(env, name, str(model.version))
@@ -367,7 +501,7 @@ class AzureTarget(Target):
             endpoint = self._endpoint(env)
             if endpoint is None:
                 raise StageFailed(f"{env} is not deployed on azure; run `deploy --env {env}` first")
-            keys = self.client.online_endpoints.get_keys(endpoint.name)
+            keys = self._ws(env).online_endpoints.get_keys(endpoint.name)
             self._scoring[env] = (endpoint.scoring_uri, keys.primary_key)
         return self._scoring[env]
 
@@ -394,7 +528,7 @@ class AzureTarget(Target):
     def undeploy(self, env: str) -> None:
         if self._endpoint(env) is not None:
             self._wait(
-                self.client.online_endpoints.begin_delete(name=self.settings.deployments[env].endpoint),
+                self._ws(env).online_endpoints.begin_delete(name=self.settings.deployments[env].endpoint),
                 self.settings.deploy_timeout_minutes, f"undeploy: deleting the endpoint of {env}",
             )
         self._scoring.pop(env, None)
@@ -407,25 +541,29 @@ class AzureTarget(Target):
             raise StageFailed(f"monitor: {env} has no deployment taking traffic; deploy first")
         return max(live, key=live.get)
 
-    def _reference(self, version: str, baseline_dir: Path) -> str:
+    def _reference(self, env: str, version: str, baseline_dir: Path) -> str:
         """The serving version's reference data asset, registered once (data asset versions are immutable)."""
         name = azure_monitor.baseline_asset_name(self.config)
         try:
-            self.client.data.get(name, version=str(version))
+            self._ws(env).data.get(name, version=str(version))
         except ResourceNotFoundError:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = azure_monitor.write_reference(Path(tmp) / "reference", baseline_dir, str(version))
-                self.client.data.create_or_update(azure_monitor.reference_asset(self.config, str(version), folder))
+                self._ws(env).data.create_or_update(azure_monitor.reference_asset(self.config, str(version), folder))
         return f"azureml:{name}:{version}"
 
     def setup_monitoring(self, env: str, version: str, baseline_dir: Path) -> dict | None:
         if self.config.capture_percent(env) == 0:
             return {"skipped": f"monitoring.capture_percent of {env} is 0: nothing is collected to monitor"}
+        if self.config.serving.mode == "image":
+            return {"skipped": "serving.mode image: Azure ML's model_inputs/model_outputs collections are filled by "
+                               "score.py's Collector, which the image's server does not run; `monitor --input` "
+                               "judges a file instead"}
         deployment = self._live_deployment(env)
-        reference = self._reference(version, baseline_dir)
+        reference = self._reference(env, version, baseline_dir)
         features = [c["name"] for c in json.loads((baseline_dir / "model.json").read_text())["schema"]]
         schedule = azure_monitor.schedule(self.config, env, deployment, version, reference, features)
-        self._wait(self.client.schedules.begin_create_or_update(schedule), self.settings.deploy_timeout_minutes,
+        self._wait(self._ws(env).schedules.begin_create_or_update(schedule), self.settings.deploy_timeout_minutes,
                    f"deploy: monitor schedule {schedule.name}")
         return {"schedule": schedule.name, "deployment": deployment, "reference_data": reference,
                 "signals": sorted(schedule.create_monitor.monitoring_signals),
@@ -434,32 +572,32 @@ class AzureTarget(Target):
     def latest_monitor_result(self, env: str) -> MonitorResult | None:
         name = azure_monitor.schedule_name(self.config, env)
         try:
-            schedule = self.client.schedules.get(name)
+            schedule = self._ws(env).schedules.get(name)
         except ResourceNotFoundError:
             return MonitorResult(env, "no_result", source=f"azure ml monitor {name}",
                                  notes=[f"no monitor schedule {name}: `deploy --env {env}` sets it up"])
         version = (schedule.tags or {}).get("model_version")
-        runs = [job for job in self.client.jobs.list(scheduled_job_name=name) if job.status in azure_monitor.FINISHED]
+        runs = [job for job in self._ws(env).jobs.list(scheduled_job_name=name) if job.status in azure_monitor.FINISHED]
         if not runs:
             return MonitorResult(env, "no_result", version=version, source=f"azure ml monitor {name}",
                                  notes=[f"monitor {name} has no finished run yet"])
         latest = max(runs, key=lambda job: job.creation_context.created_at)
-        signals = self._signal_outputs(latest.name)
+        signals = self._signal_outputs(self._ws(env), latest.name)
         return azure_monitor.verdict(self.config, env, version, signals, latest.name, latest.status,
                                      latest.studio_url or "")
 
-    def _signal_outputs(self, run: str, depth: int = 3) -> dict[str, dict]:
+    def _signal_outputs(self, client: MLClient, run: str, depth: int = 3) -> dict[str, dict]:
         """The `signal_output` folders of a monitor run's steps (nested pipelines included), read."""
         found: dict[str, dict] = {}
         with tempfile.TemporaryDirectory() as tmp:
             pending, seen = [(run, 0)], 0
             while pending:
                 name, level = pending.pop(0)
-                for child in self.client.jobs.list(parent_job_name=name):
+                for child in client.jobs.list(parent_job_name=name):
                     if "signal_output" in (child.outputs or {}):
                         seen += 1
                         dest = Path(tmp) / str(seen)
-                        self.client.jobs.download(child.name, download_path=str(dest), output_name="signal_output")
+                        client.jobs.download(child.name, download_path=str(dest), output_name="signal_output")
                         found.update(azure_monitor.read_signals(dest))
                     elif level + 1 < depth:
                         pending.append((child.name, level + 1))
