@@ -31,6 +31,13 @@ CONDITION = (r'\[ "\$\{DEPLOY_TARGET\}" = "aws" \]|\[ "\$\{PULL_REQUEST:-0\}" !?
              r'|\[ !? ?-f "artifacts/(?:deployed|smoked)-\$\{ENVIRONMENT\}.json" \]')
 GUARD = re.compile(rf'^(?:if|elif) (?:(?:{CONDITION})(?: && (?:{CONDITION}))*|{re.escape(RETRAIN_CONDITION)}); then$')
 SAMPLE = f"python -m {PACKAGE}.targets.aws.batch sample --to artifacts/batch-sample.csv"
+# serving: image. The image step's two commands: the reference it pushes (kept for the later commands: one shell
+# per build), then build, push and scan (targets/aws/image.py).
+EXPORT = ('export MODEL_IMAGE="${MODEL_IMAGE_REPOSITORY:?set by infra/aws/pipeline.yaml}:'
+          '${CODEBUILD_RESOLVED_SOURCE_VERSION:?}"')
+PUBLISH = f'python -m {PACKAGE}.targets.aws.image publish "${{MODEL_IMAGE}}"'
+STAGING_ACCOUNT, PROD_ACCOUNT = "222233334444", "555566667777"
+MULTI = {"isolation": "multi", "aws_staging_account_id": STAGING_ACCOUNT, "aws_prod_account_id": PROD_ACCOUNT}
 PR_SWITCH = ('if [ "${CODEBUILD_WEBHOOK_EVENT#PULL_REQUEST}" != "${CODEBUILD_WEBHOOK_EVENT:-}" ]; then\n'
              '  export DEPLOY_TARGET=local PULL_REQUEST=1\nfi\n')
 TOOLS = ("python -m pip install ", "python -m ruff check ", "python -m pytest ", "uvx --from ")
@@ -83,6 +90,8 @@ def _guarded(command: str, lines: list[str]) -> str:
             line = line.removesuffix(" --if-new-data")
         if line == SAMPLE:
             names.add("sample")
+        elif line in (EXPORT, PUBLISH):
+            names.add("export-image" if line == EXPORT else "publish-image")
         else:
             assert line.startswith(f"python -m {PACKAGE} ") or line.startswith(TOOLS), command
             names.add(line.split()[3])
@@ -212,7 +221,8 @@ def test_render_without_aws_has_no_aws_files(tmp_path: Path) -> None:
 def test_generated_aws_suite_passes_offline(repo: Path) -> None:
     python = project_python(repo, ["local", "dev", "aws"], label="aws")
     run = run_generated_tests(repo, python, "-p", "no:logging", "-W", "ignore::DeprecationWarning",
-                              "tests/test_aws.py", "tests/test_aws_monitor.py", "tests/test_aws_batch.py")
+                              "tests/test_aws.py", "tests/test_aws_monitor.py", "tests/test_aws_batch.py",
+                              "tests/test_aws_image.py", "tests/test_aws_accounts.py")
     tail = run.stdout[-3000:] + run.stderr[-2000:]
     assert run.returncode == 0, tail
     assert re.search(r"\b\d+ passed\b", run.stdout) and "skipped" not in run.stdout, tail
@@ -346,3 +356,121 @@ def test_stack_schedule_default_is_mlops_yaml_default_in_aws_cron(repo: Path) ->
     run = subprocess.run([sys.executable, "-c", f"from {PACKAGE}.targets.aws.schedule import aws_cron; print(aws_cron({cron!r}))"],
                          env={"PYTHONPATH": str(repo / "src"), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True)
     assert template["Parameters"]["RetrainSchedule"]["Default"] == run.stdout.strip() == "cron(0 3 ? * MON *)"
+
+
+# -- serving: image (#21) -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def image_repo(rendered) -> Path:
+    return rendered(clouds=["aws"], serving="image")
+
+
+def test_image_buildspec_builds_the_image_after_the_tests_on_aws_commits_only(image_repo: Path, repo: Path) -> None:
+    spec = _buildspec(image_repo, "buildspec.yml")
+    pre_build = spec["phases"]["pre_build"]["commands"]
+    assert _stage_sequence(pre_build) == ["ruff", "validate", "pytest", "export-image?", "publish-image?"]
+    for command in pre_build[-2:]:
+        assert command.splitlines()[0] == ('if [ "${DEPLOY_TARGET}" = "aws" ] && [ "${PULL_REQUEST:-0}" != "1" ] '
+                                           '&& [ "${RUN_REASON:-push}" != "batch" ]; then')
+    # everything else is the prebuilt render's, and prod deploys what its version recorded: no image step there
+    prebuilt = _buildspec(repo, "buildspec.yml")
+    assert {k: v for k, v in spec["phases"].items() if k != "pre_build"} == {
+        k: v for k, v in prebuilt["phases"].items() if k != "pre_build"}
+    assert pre_build[:-2] == prebuilt["phases"]["pre_build"]["commands"]
+    assert "MODEL_IMAGE" not in (image_repo / "buildspec-prod.yml").read_text()
+
+
+def test_image_stack_has_a_scanned_immutable_repository_and_pushes_from_the_build_only(image_repo: Path) -> None:
+    template, errors = decode_str((image_repo / "infra" / "aws" / "pipeline.yaml").read_text())
+    assert not errors
+    resources = template["Resources"]
+    repository = resources["ModelImageRepository"]["Properties"]
+    assert repository["ImageTagMutability"] == "IMMUTABLE"
+    assert repository["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    lifecycle = json.loads(repository["LifecyclePolicy"]["LifecyclePolicyText"]["Fn::Sub"]
+                           .replace("${ImageRetentionCount}", "200"))
+    assert [r["selection"]["tagStatus"] for r in lifecycle["rules"]] == ["untagged", "any"]
+    assert lifecycle["rules"][1]["selection"] == {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 200}
+    build = resources["BuildProject"]["Properties"]["Environment"]
+    assert build["PrivilegedMode"] is True
+    assert "PrivilegedMode" not in resources["ProdDeployProject"]["Properties"]["Environment"]
+    assert "PrivilegedMode" not in resources["PullRequestProject"]["Properties"]["Environment"]
+    assert {"Name": "MODEL_IMAGE_REPOSITORY", "Value": {"Fn::GetAtt": ["ModelImageRepository", "RepositoryUri"]}} \
+        in build["EnvironmentVariables"]
+    push = [s for s in _statements(resources["CodeBuildRole"]) if s.get("Sid") == "PushThisRepositorysImage"]
+    assert push and push[0]["Resource"] == {"Fn::GetAtt": ["ModelImageRepository", "Arn"]}
+    assert {"ecr:PutImage", "ecr:DescribeImageScanFindings"} <= set(push[0]["Action"])
+    pull = [s for s in _statements(resources["SageMakerExecutionRole"]) if s.get("Sid") == "PullThisRepositorysImage"]
+    assert pull and "ecr:PutImage" not in pull[0]["Action"]
+    assert not [s for s in _statements(resources["PullRequestRole"]) if "ecr" in json.dumps(s)]
+    assert template["Outputs"]["ModelImageRepositoryUri"]
+
+
+def test_image_render_passes_validate_and_cfn_lint(image_repo: Path) -> None:
+    run = subprocess.run([str(BIN / "mlops-gen"), "validate", "--strict", str(image_repo)], capture_output=True,
+                         text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    run = subprocess.run([str(BIN / "cfn-lint"), "--regions", "us-east-1", "eu-west-2", "--",
+                          str(image_repo / "infra" / "aws" / "pipeline.yaml")], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_prebuilt_render_has_no_image_resources(repo: Path) -> None:
+    text = (repo / "infra" / "aws" / "pipeline.yaml").read_text() + (repo / "buildspec.yml").read_text()
+    assert "ECR::Repository" not in text and "PrivilegedMode" not in text and "MODEL_IMAGE" not in text
+
+
+# -- isolation: multi (#23) ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("serving", ["prebuilt", "image"])
+def test_multi_templates_pass_cfn_lint(rendered, serving: str) -> None:
+    repo = rendered(clouds=["aws"], serving=serving, **MULTI)
+    templates = [repo / "infra" / "aws" / "pipeline.yaml", repo / "infra" / "aws" / "target-account.yaml"]
+    run = subprocess.run([str(BIN / "cfn-lint"), "--regions", "us-east-1", "eu-west-2", "--", *map(str, templates)],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_single_render_has_no_target_account_template(repo: Path) -> None:
+    assert sorted(p.name for p in (repo / "infra" / "aws").iterdir()) == ["pipeline.yaml"]
+    assert not (repo / "tests" / "test_aws_accounts.py").read_text().count("IAMPolicy")
+
+
+def test_multi_stack_shares_with_exactly_the_two_accounts(rendered) -> None:
+    repo = rendered(clouds=["aws"], serving="image", **MULTI)
+    template, errors = decode_str((repo / "infra" / "aws" / "pipeline.yaml").read_text())
+    assert not errors
+    resources = template["Resources"]
+    roots = {f"arn:aws:iam::{a}:root" for a in (STAGING_ACCOUNT, PROD_ACCOUNT)}
+    key = resources["ArtifactKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    shared = [s for s in key["KeyPolicy"]["Statement"] if s["Sid"] != "ThisAccountAdministersThroughIam"]
+    assert [set(s["Principal"]["AWS"]) for s in shared] == [roots]
+    assert set(shared[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"}
+    encryption = resources["ArtifactBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert encryption["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {"Fn::GetAtt": ["ArtifactKey", "Arn"]}
+    group = resources["ModelPackageGroup"]["Properties"]["ModelPackageGroupPolicy"]["Statement"]
+    assert all(set(s["Principal"]["AWS"]) == roots for s in group)
+    repository = resources["ModelImageRepository"]["Properties"]["RepositoryPolicyText"]["Statement"]
+    assert all(set(s["Principal"]["AWS"]) == roots for s in repository)
+    assert resources["CodeBuildRole"]["Properties"]["RoleName"] == {"Fn::Sub": "${ModelName}-codebuild"}
+    [assume] = [s for s in _statements(resources["CodeBuildRole"]) if s.get("Sid") == "AssumeTheEnvironmentsDeployRoles"]
+    assert [r["Fn::Sub"] for r in assume["Resource"]] == [
+        f"arn:${{AWS::Partition}}:iam::{STAGING_ACCOUNT}:role/${{ModelName}}-deploy-staging",
+        f"arn:${{AWS::Partition}}:iam::{PROD_ACCOUNT}:role/${{ModelName}}-deploy-prod"]
+    # the approval stays between staging and prod
+    stages = [s["Name"] for s in resources["Pipeline"]["Properties"]["Stages"]]
+    assert stages == ["Source", "TrainTestStaging", "ApproveProduction", "Production"]
+    target, errors = decode_str((repo / "infra" / "aws" / "target-account.yaml").read_text())
+    assert not errors
+    assert {r["Type"] for r in target["Resources"].values()} == {"AWS::IAM::Role"}
+    assert "AWS::IAM::AccessKey" not in json.dumps(target) and "AWS::IAM::User" not in json.dumps(target)
+
+
+@pytest.mark.slow
+def test_generated_aws_image_and_multi_suites_pass_offline(rendered, tmp_path: Path) -> None:
+    repo = Path(shutil.copytree(rendered(clouds=["aws"], serving="image", **MULTI), tmp_path / "repo"))
+    python = project_python(repo, ["local", "dev", "aws"], label="aws")
+    run = run_generated_tests(repo, python, "-p", "no:logging", "tests/test_aws_image.py", "tests/test_aws_accounts.py",
+                              "tests/test_aws.py")
+    tail = run.stdout[-3000:] + run.stderr[-2000:]
+    assert run.returncode == 0, tail
+    assert re.search(r"\b\d+ passed\b", run.stdout) and "skipped" not in run.stdout, tail

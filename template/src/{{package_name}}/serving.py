@@ -228,6 +228,23 @@ def prepare(path: str, content_type: str, body: bytes, schema: list[dict], max_r
     return schema_lib.frame(checked, schema) if as_frame else checked
 
 
+def _media(header: str) -> str:
+    return header.split(";", 1)[0].strip().lower()
+
+
+def csv_answer(pipeline, meta: dict, checked, predictions: list) -> str:
+    """The answer to Accept text/csv on /invocations (SageMaker Batch Transform), as the prebuilt container's
+    script gives it (targets/aws/container.py): one line per row, the prediction, then for a classifier the
+    probability of each class; no newline after the last line (AssembleWith Line adds one per answer)."""
+    rows = [[p] for p in predictions]
+    if meta.get("task") == "classification" and hasattr(pipeline, "predict_proba"):
+        features = checked if hasattr(checked, "columns") else schema_lib.frame(checked, meta["schema"])
+        rows = [[p, *q] for p, q in zip(predictions, pipeline.predict_proba(features).tolist(), strict=True)]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().removesuffix("\n")
+
+
 def create_app(model_dir: Path, limits: Limits | None = None, capture=None) -> Starlette:
     """The app; `capture` (a monitoring.capture.CaptureWriter) records answered requests."""
     limits = limits or Limits()
@@ -279,7 +296,13 @@ def create_app(model_dir: Path, limits: Limits | None = None, capture=None) -> S
                 status = 200
                 if capture is not None:
                     capture.record(request_id, names, checked, predictions)
-                response = JSONResponse({"predictions": predictions, "model_version": version})
+                if path == "/invocations" and _media(request.headers.get("accept", "")) == "text/csv":
+                    # SageMaker Batch Transform (Accept text/csv, AssembleWith Line): one line per row
+                    text = await asyncio.get_running_loop().run_in_executor(
+                        executor, csv_answer, pipeline, meta, checked, predictions)
+                    response = Response(text, media_type="text/csv")
+                else:
+                    response = JSONResponse({"predictions": predictions, "model_version": version})
             except HTTPError as exc:
                 status = exc.status
                 response = JSONResponse({"error": exc.message, "request_id": request_id}, status_code=exc.status,

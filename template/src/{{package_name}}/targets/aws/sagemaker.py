@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -30,6 +31,7 @@ FRAMEWORK = "SAGEMAKER-SCIKIT-LEARN"
 # What the container lacks of this project's runtime dependencies (it brings scikit-learn, pandas,
 # numpy, joblib itself: theirs are the versions that train and serve the model).
 CONTAINER_REQUIREMENTS = ("pydantic", "pyyaml")
+FRAMEWORK_PACKAGES = ("xgboost", "lightgbm")  # model.estimator names that are also package names
 SERVING_ENVIRONMENT = {
     "SAGEMAKER_PROGRAM": "inference.py",
     "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
@@ -60,11 +62,14 @@ def framework_short_version(config: Config) -> str:
     return config.aws.framework_version.split("-", 1)[0]
 
 
-def _requirements() -> str:
-    """Pins of what the container lacks, at the versions installed here (the ones tested)."""
+def _requirements(config: Config) -> str:
+    """Pins of what the container lacks, at the versions installed here (the ones tested): with
+    model.estimator xgboost or lightgbm (serving.mode image), that framework too, so the training job
+    fits the model with the version this repository's image serves it with."""
     from importlib import metadata
 
-    return "".join(f"{name}=={metadata.version(name)}\n" for name in CONTAINER_REQUIREMENTS)
+    names = [*CONTAINER_REQUIREMENTS, *([config.model.estimator] if config.model.estimator in FRAMEWORK_PACKAGES else [])]
+    return "".join(f"{name}=={metadata.version(name)}\n" for name in names)
 
 
 def source_files(config: Config) -> dict[str, bytes]:
@@ -77,7 +82,7 @@ def source_files(config: Config) -> dict[str, bytes]:
     files = {
         CONTAINER_SCRIPT: (Path(__file__).parent / CONTAINER_SCRIPT).read_bytes(),
         "mlops.yaml": yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode(),
-        "requirements.txt": _requirements().encode(),
+        "requirements.txt": _requirements(config).encode(),
     }
     for path in sorted(package.rglob("*.py")):
         files[f"src/{package.name}/{path.relative_to(package).as_posix()}"] = path.read_bytes()
@@ -103,14 +108,15 @@ def tarball(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def bundle_files(model_dir: Path) -> dict[str, bytes]:
+    """The model bundle as it is (serving.mode image: the image's server reads it from /opt/ml/model)."""
+    return {p.relative_to(model_dir).as_posix(): p.read_bytes() for p in sorted(model_dir.rglob("*")) if p.is_file()}
+
+
 def model_files(model_dir: Path) -> dict[str, bytes]:
-    """The model.tar.gz SageMaker serves: the bundle plus this package's container script as
+    """The model.tar.gz the prebuilt container serves: the bundle plus this package's container script as
     code/inference.py (SERVING_ENVIRONMENT points the container at it) and schema.py beside it."""
-    files = {
-        p.relative_to(model_dir).as_posix(): p.read_bytes()
-        for p in sorted(model_dir.rglob("*"))
-        if p.is_file()
-    }
+    files = bundle_files(model_dir)
     files["code/inference.py"] = (Path(__file__).parent / CONTAINER_SCRIPT).read_bytes()
     # the container script parses requests with the project's schema.py, imported as model_schema
     files["code/model_schema.py"] = (Path(__file__).resolve().parents[2] / "schema.py").read_bytes()
@@ -120,7 +126,7 @@ def model_files(model_dir: Path) -> dict[str, bytes]:
 def metadata_properties(metrics: dict, lineage: dict) -> dict[str, str]:
     """CustomerMetadataProperties of a model package: metrics and lineage, readable without S3."""
     properties = {f"metric.{name}": f"{value:.6g}" for name, value in metrics.items()}
-    for key in ("git_commit", "data_fingerprint", "estimator", "trained_on"):
+    for key in ("git_commit", "data_fingerprint", "estimator", "trained_on", "image"):
         if lineage.get(key):
             properties[f"lineage.{key}"] = str(lineage[key])[:256]
     return properties
@@ -155,6 +161,10 @@ def definition(config: Config, commit: str) -> dict:
     )
     threshold = ParameterFloat(name="GateThreshold", default_value=config.gate.threshold)
     parameters = [role, artifact_root, code_version, processing_type, training_type, approval, threshold]
+    image_mode = config.serving.mode == "image"
+    if image_mode:  # the image this commit's CI pushed (MODEL_IMAGE), or one named when the pipeline starts
+        model_image = ParameterString(name="ModelImage", default_value=os.environ.get("MODEL_IMAGE") or None)
+        parameters.append(model_image)
 
     run_root = Join(on="/", values=[artifact_root, "pipelines", ExecutionVariables.PIPELINE_EXECUTION_ID])
     code_prefix = Join(on="/", values=[artifact_root, "code", code_version, "source"])
@@ -279,7 +289,9 @@ def definition(config: Config, commit: str) -> dict:
             "ModelPackageDescription": f"{config.project}: trained by the SageMaker Pipeline",
             "InferenceSpecification": {
                 "Containers": [
-                    {
+                    {"Image": model_image.expr, "ModelDataUrl": model_data}
+                    if image_mode
+                    else {
                         "Image": serving_image,
                         "ModelDataUrl": model_data,
                         "Environment": SERVING_ENVIRONMENT,

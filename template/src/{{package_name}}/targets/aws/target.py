@@ -23,6 +23,8 @@ import json
 import os
 import re
 import tarfile
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +40,11 @@ VARIANT = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 TAG_VERSION, TAG_PACKAGE, TAG_HISTORY = "mlops:version", "mlops:model-package-arn", "mlops:history"
 HISTORY_LENGTH = 20
+# isolation: multi. What an environment in an account of its own is reached through (infra/aws/target-account.yaml):
+# the services of its endpoints, assumed with its deploy role; S3 (the tooling artifact bucket) and the model
+# registry stay in the tooling account, whose CodeBuild role runs every stage.
+ENV_SERVICES = ("sagemaker", "sagemaker-runtime", "cloudwatch", "application-autoscaling")
+ASSUMED_SECONDS = 3600
 _NAME_MAX = 63  # endpoint, endpoint config, model and job names: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}
 
 
@@ -79,17 +86,77 @@ class AwsTarget(Target):
             )
         self.session = boto3.session.Session(region_name=self.aws.region)
         self._clients: dict = {}
+        self._sessions: dict = {}
+        self._scope: str | None = None  # the environment whose account endpoint calls go to (multi)
 
-    def client(self, service: str):
-        if service not in self._clients:
+    def client(self, service: str, *, tooling: bool = False):
+        """A client in the tooling account, or for ENV_SERVICES inside `scoped(env)` of an environment with
+        an account of its own (isolation: multi), in that account through its deploy role."""
+        env = None if tooling or service not in ENV_SERVICES else self._scope
+        if (service, env) not in self._clients:
             retries = BotoConfig(
                 retries={"mode": "standard", "max_attempts": 8}, user_agent_extra="mlops-gen"
             )
-            self._clients[service] = self.session.client(service, config=retries)
-        return self._clients[service]
+            session = self._env_session(env) if env else self.session
+            self._clients[(service, env)] = session.client(service, config=retries)
+        return self._clients[(service, env)]
+
+    # -- isolation: multi ----------------------------------------------------------------------------------
+    def account_of(self, env: str) -> str | None:
+        """environments.<env>.aws_account_id: the account the environment's endpoint lives in (None: here)."""
+        return self.config.environment(env).aws_account_id
+
+    def _arn(self, account: str, resource: str) -> str:
+        return f"arn:{self.session.get_partition_for_region(self.aws.region)}:iam::{account}:{resource}"
+
+    def deploy_role_arn(self, env: str) -> str:
+        """The role infra/aws/target-account.yaml creates in env's account for this project's CodeBuild role."""
+        return self._arn(self.account_of(env), f"role/{resource_name(self.config.model.name, 'deploy', env)}")
+
+    def _env_session(self, env: str):
+        """env's account, through its deploy role: temporary credentials in a session named after the build,
+        assumed again before they expire (a canary can outlast them), never a stored key."""
+        if env not in self._sessions:
+            import botocore.session
+            from botocore.credentials import RefreshableCredentials
+
+            role = self.deploy_role_arn(env)
+            session_name = resource_name(self.config.model.name, env, os.environ.get("CODEBUILD_BUILD_NUMBER", "local"))
+
+            def assume() -> dict:
+                try:
+                    credentials = self.client("sts", tooling=True).assume_role(
+                        RoleArn=role, RoleSessionName=session_name[:64], DurationSeconds=ASSUMED_SECONDS,
+                    )["Credentials"]
+                except ClientError as exc:
+                    raise StageFailed(
+                        f"{env}: cannot assume {role} (environments.{env}.aws_account_id): "
+                        f"{exc.response['Error'].get('Message', exc)}; deploy infra/aws/target-account.yaml in "
+                        "that account (README, Set up on AWS)"
+                    ) from None
+                return {"access_key": credentials["AccessKeyId"], "secret_key": credentials["SecretAccessKey"],
+                        "token": credentials["SessionToken"], "expiry_time": credentials["Expiration"].isoformat()}
+
+            core = botocore.session.get_session()
+            core._credentials = RefreshableCredentials.create_from_metadata(  # botocore's own refresh
+                assume(), refresh_using=assume, method="sts-assume-role")
+            self._sessions[env] = boto3.session.Session(botocore_session=core, region_name=self.aws.region)
+        return self._sessions[env]
+
+    @contextmanager
+    def scoped(self, env: str):
+        """Endpoint calls of the block go to env's account when it has one of its own (isolation: multi)."""
+        previous, self._scope = self._scope, env if self.account_of(env) else None
+        try:
+            yield
+        finally:
+            self._scope = previous
 
     # -- configuration that only a run against AWS needs -------------------------------------------
     def role_arn(self) -> str:
+        if self._scope:  # the execution role target-account.yaml creates in the environment's account
+            return self._arn(self.account_of(self._scope),
+                             f"role/{resource_name(self.config.model.name, 'sagemaker-execution')}")
         role = self.aws.resolved_role_arn()
         if not role:
             raise ConfigError(
@@ -205,7 +272,7 @@ class AwsTarget(Target):
         return self.config.model.name
 
     def _ensure_group(self) -> None:
-        sagemaker = self.client("sagemaker")
+        sagemaker = self.client("sagemaker", tooling=True)
         try:
             sagemaker.describe_model_package_group(ModelPackageGroupName=self.group)
         except ClientError as exc:
@@ -217,17 +284,19 @@ class AwsTarget(Target):
                 Tags=self._tags(),
             )
 
-    def _inference_specification(self, model_data: str) -> dict:
+    def _inference_specification(self, model_data: str, image: str | None) -> dict:
+        if image:  # serving.mode image: this repository's server, the model unpacked into /opt/ml/model
+            container = {"Image": image, "ModelDataUrl": model_data}
+        else:
+            container = {
+                "Image": sm.image_uri(self.config, "inference"),
+                "ModelDataUrl": model_data,
+                "Environment": {**sm.SERVING_ENVIRONMENT, "SAGEMAKER_REGION": self.aws.region},
+                "Framework": sm.FRAMEWORK,
+                "FrameworkVersion": sm.framework_short_version(self.config),
+            }
         return {
-            "Containers": [
-                {
-                    "Image": sm.image_uri(self.config, "inference"),
-                    "ModelDataUrl": model_data,
-                    "Environment": {**sm.SERVING_ENVIRONMENT, "SAGEMAKER_REGION": self.aws.region},
-                    "Framework": sm.FRAMEWORK,
-                    "FrameworkVersion": sm.framework_short_version(self.config),
-                }
-            ],
+            "Containers": [container],
             "SupportedContentTypes": sm.CONTENT_TYPES,
             "SupportedResponseMIMETypes": ["application/json"],
             "SupportedRealtimeInferenceInstanceTypes": sorted(
@@ -237,10 +306,13 @@ class AwsTarget(Target):
 
     def register(self, model_dir: Path, metrics: dict, lineage: dict, approved: bool) -> ModelVersion:
         self.check_framework("register", model_dir)
+        image = self.serving_image()  # before anything is written: MODEL_IMAGE missing is exit 2
         self._ensure_group()
         commit = str(lineage.get("git_commit") or self._commit())
         folder = self._key("models", f"{_stamp()}-{commit[:12]}")
-        model_data = self._upload(f"{folder}/model.tar.gz", sm.tarball(sm.model_files(model_dir)))
+        # The prebuilt container also needs its entry point (code/inference.py) beside the bundle.
+        files = sm.bundle_files(model_dir) if image else sm.model_files(model_dir)
+        model_data = self._upload(f"{folder}/model.tar.gz", sm.tarball(files))
         statistics = self._upload(f"{folder}/metrics.json", json.dumps(metrics, indent=2).encode())
         self._upload(f"{folder}/lineage.json", json.dumps(lineage, indent=2, default=str).encode())
         status = "Approved" if approved else "PendingManualApproval"
@@ -248,7 +320,7 @@ class AwsTarget(Target):
             "ModelPackageGroupName": self.group,
             "ModelPackageDescription": f"commit {commit}; {self.config.gate.metric}="
             f"{metrics.get(self.config.gate.metric, float('nan')):.4f}",
-            "InferenceSpecification": self._inference_specification(model_data),
+            "InferenceSpecification": self._inference_specification(model_data, image),
             "ModelApprovalStatus": status,
             "ModelMetrics": {
                 "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": statistics}}
@@ -261,11 +333,11 @@ class AwsTarget(Target):
             request["MetadataProperties"]["GeneratedBy"] = os.environ["CODEBUILD_BUILD_ARN"][:1024]
         if os.environ.get("CODEBUILD_SOURCE_REPO_URL"):
             request["MetadataProperties"]["Repository"] = os.environ["CODEBUILD_SOURCE_REPO_URL"][:1024]
-        arn = self.client("sagemaker").create_model_package(**request)["ModelPackageArn"]
+        arn = self.client("sagemaker", tooling=True).create_model_package(**request)["ModelPackageArn"]
         return self._version_of(arn)
 
     def _version_of(self, arn: str) -> ModelVersion:
-        described = self.client("sagemaker").describe_model_package(ModelPackageName=arn)
+        described = self.client("sagemaker", tooling=True).describe_model_package(ModelPackageName=arn)
         properties = described.get("CustomerMetadataProperties") or {}
         metrics = {
             k.removeprefix("metric."): float(v) for k, v in properties.items() if k.startswith("metric.")
@@ -275,7 +347,7 @@ class AwsTarget(Target):
 
     def _packages(self, status: str | None = None) -> list[dict]:
         """Versions of the group, newest first (optionally only those with approval `status`)."""
-        sagemaker, found, token = self.client("sagemaker"), [], None
+        sagemaker, found, token = self.client("sagemaker", tooling=True), [], None
         while True:
             request = {
                 "ModelPackageGroupName": self.group,
@@ -320,7 +392,8 @@ class AwsTarget(Target):
         current = self._package(version)
         if current.status == "Rejected":
             raise StageFailed(f"promote: version {version} of {self.group} is Rejected")
-        described = self.client("sagemaker").describe_model_package(ModelPackageName=current.uri)
+        registry = self.client("sagemaker", tooling=True)
+        described = registry.describe_model_package(ModelPackageName=current.uri)
         request = {
             "ModelPackageArn": current.uri,
             "ModelApprovalStatus": "Approved",
@@ -329,26 +402,57 @@ class AwsTarget(Target):
         }
         if described.get("CustomerMetadataProperties"):  # sent again so every API keeps them
             request["CustomerMetadataProperties"] = described["CustomerMetadataProperties"]
-        self.client("sagemaker").update_model_package(**request)
-        return self._version_of(current.uri)
+        registry.update_model_package(**request)
+        promoted = self._version_of(current.uri)
+        if not self.account_of(to_env):
+            return promoted
+        # Across the boundary: where it came from, kept in to_env's own registry too (its account's
+        # model package group), so that account can say what it serves and from where.
+        source = {"account": current.uri.split(":")[4], "model_package_arn": current.uri, "version": current.version}
+        with self.scoped(to_env):
+            self._record_promotion(described, source)
+        return replace(promoted, source=source)
+
+    def _record_promotion(self, described: dict, source: dict) -> None:
+        sagemaker = self.client("sagemaker")
+        try:
+            sagemaker.describe_model_package_group(ModelPackageGroupName=self.group)
+        except ClientError as exc:
+            if not _not_found(exc):
+                raise
+            sagemaker.create_model_package_group(
+                ModelPackageGroupName=self.group, Tags=self._tags(),
+                ModelPackageGroupDescription=f"{self.config.project}: versions promoted from the tooling account"[:1024])
+        properties = {**(described.get("CustomerMetadataProperties") or {}),
+                      **{f"source.{k}": str(v)[:256] for k, v in source.items()}}
+        sagemaker.create_model_package(
+            ModelPackageGroupName=self.group,
+            ModelPackageDescription=f"promoted from {source['model_package_arn']}"[:1024],
+            InferenceSpecification=described["InferenceSpecification"],
+            ModelApprovalStatus="Approved",
+            CustomerMetadataProperties=properties,
+            Tags=self._tags(**{"mlops:source": source["model_package_arn"]}),
+        )
 
     # -- deployment ---------------------------------------------------------------------------------
     def endpoint_name(self, env: str) -> str:
         return resource_name(self.config.model.name, env)
 
     def _endpoint(self, env: str) -> dict | None:
-        try:
-            return self.client("sagemaker").describe_endpoint(EndpointName=self.endpoint_name(env))
-        except ClientError as exc:
-            if _not_found(exc):
-                return None
-            raise
+        with self.scoped(env):
+            try:
+                return self.client("sagemaker").describe_endpoint(EndpointName=self.endpoint_name(env))
+            except ClientError as exc:
+                if _not_found(exc):
+                    return None
+                raise
 
     def _endpoint_tags(self, env: str) -> dict[str, str]:
         endpoint = self._endpoint(env)
         if not endpoint:
             return {}
-        tags = self.client("sagemaker").list_tags(ResourceArn=endpoint["EndpointArn"]).get("Tags", [])
+        with self.scoped(env):
+            tags = self.client("sagemaker").list_tags(ResourceArn=endpoint["EndpointArn"]).get("Tags", [])
         return {t["Key"]: t["Value"] for t in tags}
 
     def _version_for(self, env: str) -> ModelVersion:
@@ -378,7 +482,8 @@ class AwsTarget(Target):
 
     # -- the serving contract ---------------------------------------------------------------------
     def fetch_model(self, version: str, dest: Path) -> Path | None:
-        described = self.client("sagemaker").describe_model_package(ModelPackageName=self._package(version).uri)
+        described = self.client("sagemaker", tooling=True).describe_model_package(
+            ModelPackageName=self._package(version).uri)
         self._download_model(described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"], dest / "model")
         return dest / "model"
 
@@ -390,6 +495,10 @@ class AwsTarget(Target):
         return self._version_for(env).version
 
     def _deploy(self, env: str, version: ModelVersion, history: list[str] | None = None) -> Deployment:
+        with self.scoped(env):
+            return self._deploy_here(env, version, history)
+
+    def _deploy_here(self, env: str, version: ModelVersion, history: list[str] | None) -> Deployment:
         if version.status == "Rejected":
             raise StageFailed(f"deploy: version {version.version} of {self.group} is Rejected")
         sagemaker = self.client("sagemaker")
@@ -471,7 +580,7 @@ class AwsTarget(Target):
     def create_model(self, name: str, version: ModelVersion, tags: list[dict]) -> None:
         """A SageMaker Model of `version`'s container (image, model.tar.gz, environment): what an
         endpoint config or a transform job runs."""
-        container = self.client("sagemaker").describe_model_package(ModelPackageName=version.uri)[
+        container = self.client("sagemaker", tooling=True).describe_model_package(ModelPackageName=version.uri)[
             "InferenceSpecification"
         ]["Containers"][0]
         self.client("sagemaker").create_model(
@@ -571,7 +680,9 @@ class AwsTarget(Target):
     def invoke(self, env: str, instances: list) -> list:
         endpoint = self.endpoint_name(env)
         try:
-            response = self.client("sagemaker-runtime").invoke_endpoint(
+            with self.scoped(env):
+                runtime = self.client("sagemaker-runtime")
+            response = runtime.invoke_endpoint(
                 EndpointName=endpoint,
                 ContentType="application/json",
                 Accept="application/json",
@@ -600,6 +711,10 @@ class AwsTarget(Target):
         return previous
 
     def undeploy(self, env: str) -> None:
+        with self.scoped(env):
+            self._undeploy(env)
+
+    def _undeploy(self, env: str) -> None:
         endpoint = self.endpoint_name(env)
         self._monitor().remove(env)
         if self._endpoint(env) is None:
@@ -617,10 +732,12 @@ class AwsTarget(Target):
     def setup_monitoring(self, env: str, version: str, baseline_dir: Path) -> dict | None:
         if self.config.capture_percent(env) == 0:
             return None  # nothing is captured, so there is nothing to monitor
-        return self._monitor().setup(env, version, baseline_dir)
+        with self.scoped(env):
+            return self._monitor().setup(env, version, baseline_dir)
 
     def latest_monitor_result(self, env: str) -> MonitorResult | None:
-        return self._monitor().latest(env)
+        with self.scoped(env):
+            return self._monitor().latest(env)
 
     # -- batch: SageMaker Batch Transform (targets/aws/batch.py) -----------------------------------------
     def batch_job(self, version: str, source: str, output: str) -> dict:
