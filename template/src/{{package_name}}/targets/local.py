@@ -10,6 +10,7 @@ Layout under `local.state_dir` (default .mlops/):
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
@@ -295,31 +296,42 @@ class LocalTarget(Target):
         except ProcessLookupError:
             return
         # Undeployed means stopped (and, when this process started it, reaped: no zombie, no warning).
-        ours = [proc for proc in _SERVERS if proc.pid == deployment["pid"]]
-        for proc in ours:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
+        if not _wait_exit(deployment["pid"]):
+            for proc in [proc for proc in _SERVERS if proc.pid == deployment["pid"]]:
                 proc.kill()
                 proc.wait()
-            _SERVERS.remove(proc)
-        if not ours:
-            _wait_exit(deployment["pid"])
+                _SERVERS.remove(proc)
 
 
-def _wait_exit(pid: int, timeout: float = 15) -> None:
+def _wait_exit(pid: int, timeout: float = 15) -> bool:
+    """Until `pid` has exited (True) or `timeout` passed (False); a server this process started is
+    waited on through its handle, which reaps it."""
+    for proc in [proc for proc in _SERVERS if proc.pid == pid]:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        _SERVERS.remove(proc)
+        return True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return
-        try:  # our own child when deployed by this process: reap it
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
-        except ChildProcessError:
-            pass
+            return True
         time.sleep(0.1)
+    return False
+
+
+@atexit.register
+def _let_servers_outlive_us() -> None:
+    """Deployed servers outlive this process by design (their own session; init adopts them): the handles
+    of those still running are let go without the "still running" ResourceWarning meant for forgotten
+    children, and the exited ones are reaped."""
+    for proc in _SERVERS:
+        if proc.poll() is None:
+            proc.returncode = 0  # detached on purpose, not forgotten
+    _SERVERS.clear()
 
 
 TARGET = LocalTarget
