@@ -28,8 +28,10 @@ def installed(tmp_path_factory) -> Path:
     wheel = next(wheel_dir(CHECKOUT_ROOT).glob("mlops_gen-*.whl"))
     venv = tmp_path_factory.mktemp("installed") / "venv"
     subprocess.run([venvs._uv(), "venv", "-q", str(venv)], check=True)
-    subprocess.run([venvs._uv(), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(wheel)],
-                   check=True)
+    # --compile-bytecode: what pip does by default, so the template's .py files get __pycache__ folders
+    # next to them, as on a user's machine (copier must not copy them into a repository)
+    subprocess.run([venvs._uv(), "pip", "install", "-q", "--compile-bytecode", "--python", str(venv / "bin" / "python"),
+                    str(wheel)], check=True)
     return venv / "bin"
 
 
