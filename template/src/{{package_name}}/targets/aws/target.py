@@ -271,8 +271,10 @@ class AwsTarget(Target):
     def group(self) -> str:
         return self.config.model.name
 
-    def _ensure_group(self) -> None:
-        sagemaker = self.client("sagemaker", tooling=True)
+    def _ensure_group(self, sagemaker=None, holds: str = "versions registered by CI") -> None:
+        """The model package group, created when missing (in the tooling account unless `sagemaker` is
+        another account's client)."""
+        sagemaker = sagemaker or self.client("sagemaker", tooling=True)
         try:
             sagemaker.describe_model_package_group(ModelPackageGroupName=self.group)
         except ClientError as exc:
@@ -280,7 +282,7 @@ class AwsTarget(Target):
                 raise
             sagemaker.create_model_package_group(
                 ModelPackageGroupName=self.group,
-                ModelPackageGroupDescription=f"{self.config.project}: versions registered by CI"[:1024],
+                ModelPackageGroupDescription=f"{self.config.project}: {holds}"[:1024],
                 Tags=self._tags(),
             )
 
@@ -415,14 +417,7 @@ class AwsTarget(Target):
 
     def _record_promotion(self, described: dict, source: dict) -> None:
         sagemaker = self.client("sagemaker")
-        try:
-            sagemaker.describe_model_package_group(ModelPackageGroupName=self.group)
-        except ClientError as exc:
-            if not _not_found(exc):
-                raise
-            sagemaker.create_model_package_group(
-                ModelPackageGroupName=self.group, Tags=self._tags(),
-                ModelPackageGroupDescription=f"{self.config.project}: versions promoted from the tooling account"[:1024])
+        self._ensure_group(sagemaker, "versions promoted from the tooling account")
         properties = {**(described.get("CustomerMetadataProperties") or {}),
                       **{f"source.{k}": str(v)[:256] for k, v in source.items()}}
         sagemaker.create_model_package(
