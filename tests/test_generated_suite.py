@@ -3,6 +3,9 @@ scikit-learn, on the local target."""
 
 from __future__ import annotations
 
+import glob
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -48,13 +51,24 @@ def test_a_framework_repo_passes_its_local_suite_and_ruff(tmp_path: Path, framew
 def test_a_python_3_13_repo_passes_its_local_suite_on_python_3_13(tmp_path: Path) -> None:
     """python_version 3.13: the pinned dependencies install on 3.13 and the local suite passes there (the
     cloud extras' resolution on 3.13 is checked without installing, in test_render_matrix)."""
-    if subprocess.run(["python3.13", "-c", ""], capture_output=True).returncode != 0:
-        pytest.skip("no Python 3.13 on this machine (uv finds it on PATH, e.g. pyenv's shims)")
+    interpreter = _python_3_13()
+    if interpreter is None:
+        pytest.skip("no Python 3.13 on this machine (on PATH, or installed by pyenv)")
     repo = render(tmp_path / "repo", python_version="3.13", framework="xgboost", clouds=["azure"],
                   package_name="py313_model")
-    python = project_python(repo, ["local", "dev"], label="project-py313", python="3.13")
+    python = project_python(repo, ["local", "dev"], label="project-py313", python=interpreter)
     version = subprocess.run([str(python), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
     assert version.stdout.strip() == "(3, 13)"
     result = run_generated_tests(repo, python, *LOCAL_TESTS)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
+
+
+def _python_3_13() -> str | None:
+    """A working CPython 3.13: on PATH, else one pyenv installed (its shim fails without `pyenv global`)."""
+    candidates = [shutil.which("python3.13"), *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.13*/bin/python3.13")))]
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 13)"],
+                          capture_output=True).returncode == 0:
+            return candidate
+    return None

@@ -51,7 +51,8 @@ def ensure(requirements: list[str], python: str | None = None, label: str = "env
         if path.exists():
             shutil.rmtree(path)
         uv = _uv()
-        # This interpreter when it is the version asked for; else uv finds that version on the machine.
+        # This interpreter when it is the version asked for; else `python` is another interpreter's path or
+        # a version uv finds on the machine.
         current = f"{sys.version_info.major}.{sys.version_info.minor}"
         interpreter = sys.executable if python == current else python
         subprocess.run([uv, "venv", "-q", "--python", interpreter, "--no-python-downloads", str(path)], check=True)
