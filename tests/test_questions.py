@@ -99,7 +99,7 @@ INVALID_TOGETHER = [
     # the prebuilt SageMaker/Vertex containers serve scikit-learn only
     (["framework=xgboost", "serving=prebuilt"], "serving", "cannot be served by the prebuilt"),
     (["framework=lightgbm", "serving=prebuilt", 'clouds=["gcp"]'], "serving", "cannot be served by the prebuilt"),
-    (["serving=image", 'clouds=["azure"]', "azure_ml_sdk=v1"], "azure_ml_sdk", "cannot deploy this repository's image"),
+    (["serving=image", 'clouds=["azure"]', "azure_ml_sdk=v1"], "azure_ml_sdk", "cannot serve this repository's image"),
     (["isolation=multi", 'clouds=["azure"]', "azure_ml_sdk=v1", "azure_staging_subscription_id="
       "00000000-0000-0000-0000-000000000001", "azure_prod_subscription_id=00000000-0000-0000-0000-000000000002"],
      "isolation", "needs azure_ml_sdk v2"),
