@@ -13,7 +13,6 @@ container engine, so the image size is not measured here.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_serving import CLIENT, free_port, wait_ready
+from bench_serving import drive, free_port, wait_ready
 
 SCENARIOS = [(1, 1), (1, 100), (20, 1), (20, 100)]
 
@@ -45,10 +44,7 @@ def run_framework(framework: str, tmp: Path, seconds: float) -> list[dict]:
         wait_ready(port)
         results = []
         for clients, rows in SCENARIOS:
-            out = subprocess.run([str(python), "-c", CLIENT, str(port), str(clients), str(rows), str(seconds),
-                                  str(repo / "artifacts" / "sample.json")],
-                                 capture_output=True, text=True, check=True).stdout
-            result = {"framework": framework, "clients": clients, "rows": rows, **json.loads(out)}
+            result = {"framework": framework, **drive(python, repo, port, clients, rows, seconds)}
             results.append(result)
             print(f"{framework:<9} clients={clients:<3} rows={rows:<4} {result['rps']:8.1f} req/s  "
                   f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  errors {result['errors']}",

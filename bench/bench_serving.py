@@ -80,6 +80,13 @@ def wait_ready(port: int, seconds: float = 30) -> None:
             time.sleep(0.1)
 
 
+def drive(python: Path, repo: Path, port: int, clients: int, rows: int, seconds: float) -> dict:
+    """One load scenario against the server on `port`, from another process: its requests/s, p50, p99, errors."""
+    out = subprocess.run([str(python), "-c", CLIENT, str(port), str(clients), str(rows), str(seconds),
+                          str(repo / "artifacts" / "sample.json")], capture_output=True, text=True, check=True).stdout
+    return {"clients": clients, "rows": rows, **json.loads(out)}
+
+
 def memory_kb(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -122,10 +129,7 @@ def run_mode(python: Path, repo: Path, batch: int, scenarios, seconds: float) ->
         idle = memory_kb(server.pid, "VmRSS")
         results = []
         for clients, rows in scenarios:
-            out = subprocess.run([str(python), "-c", CLIENT, str(port), str(clients), str(rows), str(seconds),
-                                  str(repo / "artifacts" / "sample.json")],
-                                 capture_output=True, text=True, check=True).stdout
-            result = {"batch": batch, "clients": clients, "rows": rows, **json.loads(out)}
+            result = {"batch": batch, **drive(python, repo, port, clients, rows, seconds)}
             result["peak_over_idle_mb"] = (memory_kb(server.pid, "VmHWM") - idle) / 1024
             results.append(result)
             print(f"max_batch_size={batch:<3} clients={clients:<4} rows={rows:<4} {result['rps']:8.1f} req/s "
