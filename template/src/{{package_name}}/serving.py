@@ -14,6 +14,10 @@ a 500; the body is bounded (413 from Content-Length, or while reading a chunked 
 rows per request and the requests in flight (503 with Retry-After); parsing and prediction run in
 worker threads, so health checks answer while the heaviest request runs; concurrent requests are
 gathered into one predict call (adaptive batching) and each gets exactly its own rows back.
+
+A server started with an admin port (the local target's deployments) also takes `POST /-/model` there:
+it loads another bundle and serves it from the next request on, so a local redeploy or rollback takes
+the time of loading a model, not of starting a Python process (see targets/local.py).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +76,25 @@ class Limits:
         return int(self.max_body_mb * 1024 * 1024)
 
 
+@dataclass(frozen=True)
+class Served:
+    """The model being served. A request takes the one current when it arrives and keeps it to its
+    end, so a swap never answers a request with parts of two models."""
+
+    pipeline: Any
+    meta: dict
+    version: str
+    names: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", [c["name"] for c in self.meta["schema"]])
+
+
+def load_served(model_dir: Path, version: str) -> Served:
+    pipeline, meta = model_lib.load(model_dir)
+    return Served(pipeline, meta, version)
+
+
 class HTTPError(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(status, message, headers)  # all arguments: it crosses process boundaries
@@ -85,37 +108,36 @@ class Batcher:
     closes at `max_batch_size` rows or after `max_batch_wait_ms`.
     """
 
-    def __init__(self, pipeline, schema: list[dict], limits: Limits, executor: ThreadPoolExecutor,
-                 metrics: ServerMetrics) -> None:
-        self.pipeline, self.schema, self.limits = pipeline, schema, limits
-        self.executor, self.metrics = executor, metrics
+    def __init__(self, limits: Limits, executor: ThreadPoolExecutor, metrics: ServerMetrics) -> None:
+        self.limits, self.executor, self.metrics = limits, executor, metrics
         self.arriving = 0        # requests being read and checked: they may join the current batch
         self.loop: asyncio.AbstractEventLoop | None = None
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
 
-    def _predict(self, rows) -> list:
+    def _predict(self, served: Served, rows) -> list:
         """Predict typed rows (built into a frame here) or a ready frame."""
         self.metrics.batch(len(rows))
-        frame = rows if hasattr(rows, "columns") else schema_lib.frame(rows, self.schema)
-        return [contract.plain(p) for p in self.pipeline.predict(frame)]
+        frame = rows if hasattr(rows, "columns") else schema_lib.frame(rows, served.meta["schema"])
+        return [contract.plain(p) for p in served.pipeline.predict(frame)]
 
-    async def predict(self, rows) -> list:
+    async def predict(self, served: Served, rows) -> list:
         loop = asyncio.get_running_loop()
         if self.limits.max_batch_size <= 1 or len(rows) >= self.limits.max_batch_size or hasattr(rows, "columns"):
-            return await loop.run_in_executor(self.executor, self._predict, rows)
+            return await loop.run_in_executor(self.executor, self._predict, served, rows)
         if self.loop is not loop:  # one queue per event loop (test clients run one per request)
             self.loop, self.queue = loop, asyncio.Queue()
             self.task = loop.create_task(self._loop(self.queue))
         future = loop.create_future()
-        await self.queue.put((rows, future))
+        await self.queue.put((served, rows, future))
         return await future
 
     async def _loop(self, queue: asyncio.Queue) -> None:
         loop = asyncio.get_running_loop()
+        held = None  # a request for another model than the batch's (a swap): it opens the next batch
         while True:
-            batch = [await queue.get()]
-            size = len(batch[0][0])
+            batch = [held or await queue.get()]
+            held, served, size = None, batch[0][0], len(batch[0][1])
             deadline = loop.time() + self.limits.max_batch_wait_ms / 1000
             while size < self.limits.max_batch_size and (self.arriving or not queue.empty()):
                 timeout = deadline - loop.time()
@@ -125,20 +147,23 @@ class Batcher:
                     item = await asyncio.wait_for(queue.get(), timeout)
                 except TimeoutError:
                     break
+                if item[0] is not served:
+                    held = item
+                    break
                 batch.append(item)
-                size += len(item[0])
+                size += len(item[1])
             try:
-                merged = [row for rows, _ in batch for row in rows]
-                predictions = await loop.run_in_executor(self.executor, self._predict, merged)
+                merged = [row for _, rows, _ in batch for row in rows]
+                predictions = await loop.run_in_executor(self.executor, self._predict, served, merged)
             except Exception:  # isolate: predict each request alone, so a failure is only its own
-                for rows, future in batch:
+                for _, rows, future in batch:
                     try:
-                        future.set_result(await loop.run_in_executor(self.executor, self._predict, rows))
+                        future.set_result(await loop.run_in_executor(self.executor, self._predict, served, rows))
                     except Exception as exc:
                         future.set_exception(exc)
                 continue
             start = 0
-            for rows, future in batch:
+            for _, rows, future in batch:
                 if not future.done():
                     future.set_result(predictions[start:start + len(rows)])
                 start += len(rows)
@@ -213,6 +238,7 @@ def _rows_of(path: str, content_type: str, body: bytes) -> Any:
 # Bodies from this size on are parsed in a separate process: json.loads holds the GIL for the whole
 # parse (~100 ms for 10 MB), which would stall health checks; smaller ones are parsed in threads.
 PROCESS_PARSE_BYTES = 256 * 1024
+PARSER_WARMUP_S = 10.0
 
 
 def prepare(path: str, content_type: str, body: bytes, schema: list[dict], max_rows: int,
@@ -245,28 +271,27 @@ def csv_answer(pipeline, meta: dict, checked, predictions: list) -> str:
     return buffer.getvalue().removesuffix("\n")
 
 
-def create_app(model_dir: Path, limits: Limits | None = None, capture=None) -> Starlette:
-    """The app; `capture` (a monitoring.capture.CaptureWriter) records answered requests."""
+def create_app(model_dir: Path, limits: Limits | None = None, capture=None, admin_port: int | None = None
+               ) -> Starlette:
+    """The app; `capture` (a monitoring.capture.CaptureWriter) records answered requests; `admin_port`:
+    the port (of this server alone) on which `POST /-/model` swaps the model."""
     limits = limits or Limits()
-    pipeline, meta = model_lib.load(model_dir)
-    version = os.environ.get("MODEL_VERSION", "unknown")
+    current = [load_served(model_dir, os.environ.get("MODEL_VERSION", "unknown"))]
     executor = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="predict")
     metrics = ServerMetrics(capture)
-    names = [c["name"] for c in meta["schema"]]
-    batcher = Batcher(pipeline, meta["schema"], limits, executor, metrics)
+    batcher = Batcher(limits, executor, metrics)
     state = {"in_flight": 0}
 
     parsers: list[ProcessPoolExecutor] = []   # started on the first large body
 
-    async def checked_rows(path: str, content_type: str, body: bytes):
+    async def checked_rows(served: Served, path: str, content_type: str, body: bytes):
         """Off the event loop: small bodies in a thread (typed rows, batched later), large ones in a
         process (a frame, predicted alone)."""
         loop = asyncio.get_running_loop()
+        schema = served.meta["schema"]
         if len(body) < PROCESS_PARSE_BYTES:
-            return await loop.run_in_executor(executor, prepare, path, content_type, body, meta["schema"],
-                                              limits.max_rows)
-        return await loop.run_in_executor(parser(), prepare, path, content_type, body, meta["schema"],
-                                          limits.max_rows, True)
+            return await loop.run_in_executor(executor, prepare, path, content_type, body, schema, limits.max_rows)
+        return await loop.run_in_executor(parser(), prepare, path, content_type, body, schema, limits.max_rows, True)
 
     def parser() -> ProcessPoolExecutor:
         if not parsers:  # spawn, not fork: this process runs threads
@@ -276,7 +301,7 @@ def create_app(model_dir: Path, limits: Limits | None = None, capture=None) -> S
 
     async def handle(request: Request) -> Response:
         started, request_id = time.perf_counter(), request.headers.get("x-request-id") or uuid.uuid4().hex
-        path, status, rows = request.url.path, 500, 0
+        path, status, rows, served = request.url.path, 500, 0, current[0]
         if state["in_flight"] >= limits.max_in_flight:
             status = 503
             response = JSONResponse({"error": f"{limits.max_in_flight} requests in flight: retry shortly",
@@ -288,21 +313,21 @@ def create_app(model_dir: Path, limits: Limits | None = None, capture=None) -> S
             try:
                 try:
                     body = await read_body(request, limits.max_body_bytes)
-                    checked = await checked_rows(path, request.headers.get("content-type", ""), body)
+                    checked = await checked_rows(served, path, request.headers.get("content-type", ""), body)
                 finally:
                     batcher.arriving -= 1
                 rows = len(checked)
-                predictions = await batcher.predict(checked)
+                predictions = await batcher.predict(served, checked)
                 status = 200
                 if capture is not None:
-                    capture.record(request_id, names, checked, predictions)
+                    capture.record(request_id, served.names, checked, predictions, served.version)
                 if path == "/invocations" and _media(request.headers.get("accept", "")) == "text/csv":
                     # SageMaker Batch Transform (Accept text/csv, AssembleWith Line): one line per row
                     text = await asyncio.get_running_loop().run_in_executor(
-                        executor, csv_answer, pipeline, meta, checked, predictions)
+                        executor, csv_answer, served.pipeline, served.meta, checked, predictions)
                     response = Response(text, media_type="text/csv")
                 else:
-                    response = JSONResponse({"predictions": predictions, "model_version": version})
+                    response = JSONResponse({"predictions": predictions, "model_version": served.version})
             except HTTPError as exc:
                 status = exc.status
                 response = JSONResponse({"error": exc.message, "request_id": request_id}, status_code=exc.status,
@@ -321,6 +346,24 @@ def create_app(model_dir: Path, limits: Limits | None = None, capture=None) -> S
         return response
 
     async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model_version": current[0].version})
+
+    async def swap(request: Request) -> Response:
+        """POST /-/model {"model_dir", "version"}, on the admin port only: load that bundle beside the one
+        serving, then serve it from the next request on (requests under way finish with theirs)."""
+        if admin_port is None or (request.scope.get("server") or (None, None))[1] != admin_port:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        try:
+            asked = json.loads(await request.body())
+            model_dir, version = Path(asked["model_dir"]), str(asked["version"])
+        except (ValueError, TypeError, KeyError):
+            return JSONResponse({"error": 'send {"model_dir": ..., "version": ...}'}, status_code=400)
+        try:
+            served = await asyncio.get_running_loop().run_in_executor(executor, load_served, model_dir, version)
+        except Exception as exc:  # the model serving now keeps serving
+            return JSONResponse({"error": f"cannot load {model_dir}: {exc}"}, status_code=422)
+        current[0] = served
+        log.info(json.dumps({"event": "model swapped", "model_version": version, "model_dir": str(model_dir)}))
         return JSONResponse({"status": "ok", "model_version": version})
 
     async def prometheus(request: Request) -> Response:
@@ -334,11 +377,16 @@ def create_app(model_dir: Path, limits: Limits | None = None, capture=None) -> S
     routes = [Route(p, health, methods=["GET"]) for p in sorted(health_routes)]
     routes += [Route(p, handle, methods=["POST"]) for p in sorted(predict_routes)]
     routes.append(Route("/metrics", prometheus, methods=["GET"]))
+    routes.append(Route("/-/model", swap, methods=["POST"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        parser()  # warm: the first large request should not wait for the parser process to start
+        # The parser process is warmed once the server has been up a while: its start-up (a Python importing
+        # pandas, ~1 s of CPU) then never competes with the model's own start-up or a deployer's health
+        # check, nor is paid by a server replaced within seconds; a large body before then starts it.
+        warming = asyncio.get_running_loop().call_later(PARSER_WARMUP_S, parser)
         yield
+        warming.cancel()
         if batcher.task is not None:
             batcher.task.cancel()
         executor.shutdown(wait=True)
@@ -348,7 +396,7 @@ def create_app(model_dir: Path, limits: Limits | None = None, capture=None) -> S
             capture.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.limits, app.state.metrics, app.state.schema = limits, metrics, meta["schema"]
+    app.state.limits, app.state.metrics, app.state.schema = limits, metrics, current[0].meta["schema"]
     return app
 
 
@@ -389,7 +437,7 @@ def serve(model_dir: Path, host: str, port: int, state_file: Path | None = None,
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = uvicorn.Config(create_app(model_dir, limits, capture), host=host, port=port, log_level="warning",
+    config = uvicorn.Config(create_app(model_dir, limits, capture, admin_port=health_port), host=host, port=port, log_level="warning",
                             access_log=False, timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     if state_file is not None:

@@ -44,7 +44,7 @@ class CaptureWriter:
         self._written = context.Value("q", 0)
         self.dropped = 0
         self.process = context.Process(target=_write_loop, name="capture", daemon=True, args=(
-            folder, self.max_bytes, self.file_bytes, version, self.queue, self._written))
+            folder, self.max_bytes, self.file_bytes, self.queue, self._written))
         self.process.start()
 
     @property
@@ -52,12 +52,14 @@ class CaptureWriter:
         """Rows written so far."""
         return self._written.value
 
-    def record(self, request_id: str, names: list[str], rows, predictions: list) -> None:
-        """Called on the request path: sample, enqueue, return. `rows` are typed rows or a frame."""
+    def record(self, request_id: str, names: list[str], rows, predictions: list, version: str | None = None
+               ) -> None:
+        """Called on the request path: sample, enqueue, return. `rows` are typed rows or a frame;
+        `version`: the model's that answered (a server can swap models), else the writer's."""
         if self.percent < 100 and random.random() * 100 >= self.percent:
             return
         try:
-            self.queue.put_nowait((request_id, time.time(), names, rows, predictions))
+            self.queue.put_nowait((version or self.version, request_id, time.time(), names, rows, predictions))
         except queue.Full:
             self.dropped += 1
 
@@ -75,7 +77,7 @@ class CaptureWriter:
         self.queue.join_thread()
 
 
-def _write_loop(folder: Path, max_bytes: int, file_bytes: int, version: str, inbox, written) -> None:
+def _write_loop(folder: Path, max_bytes: int, file_bytes: int, inbox, written) -> None:
     """The writer process: what queued up meanwhile goes out in one write, files rotate at
     `file_bytes` and the oldest are deleted to stay within `max_bytes`."""
     files = _Files(folder, max_bytes, file_bytes)
@@ -88,7 +90,7 @@ def _write_loop(folder: Path, max_bytes: int, file_bytes: int, version: str, inb
             except queue.Empty:
                 break
         stopping = None in items
-        lines = [line for item in items if item is not None for line in _lines(version, *item)]
+        lines = [line for item in items if item is not None for line in _lines(*item)]
         try:
             files.write(("\n".join(lines) + "\n").encode() if lines else b"")
             with written.get_lock():
