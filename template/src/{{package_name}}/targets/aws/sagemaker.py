@@ -19,6 +19,7 @@ import io
 import json
 import os
 import tarfile
+from functools import lru_cache
 from pathlib import Path
 
 from ...config import Config
@@ -46,15 +47,16 @@ def package_name() -> str:
 
 def image_uri(config: Config, scope: str) -> str:
     """The prebuilt scikit-learn image of `scope` (training / inference), from the SDK's image table."""
+    return _image_uri(config.aws.region, config.aws.framework_version, config.aws.training.instance_type, scope)
+
+
+@lru_cache(maxsize=16)
+def _image_uri(region: str, version: str, instance_type: str, scope: str) -> str:
+    # cached: each lookup builds a botocore session of its own to resolve the region's endpoint (~0.05 s)
     from sagemaker.core import image_uris
 
     return image_uris.retrieve(
-        "sklearn",
-        config.aws.region,
-        version=config.aws.framework_version,
-        py_version="py3",
-        instance_type=config.aws.training.instance_type,
-        image_scope=scope,
+        "sklearn", region, version=version, py_version="py3", instance_type=instance_type, image_scope=scope,
     )
 
 

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
+import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError, WaiterError
 
@@ -46,6 +47,23 @@ HISTORY_LENGTH = 20
 ENV_SERVICES = ("sagemaker", "sagemaker-runtime", "cloudwatch", "application-autoscaling")
 ASSUMED_SECONDS = 3600
 _NAME_MAX = 63  # endpoint, endpoint config, model and job names: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}
+_LOADER: list = []  # botocore's data loader, shared by every session of this process (see session())
+
+
+def session(core: botocore.session.Session | None = None, **kwargs) -> boto3.session.Session:
+    """A boto3 session whose service models come from this process's one loader: botocore parses a
+    service's JSON model (SageMaker's is 2 MB, ~0.15 s) once per loader, and each new session brings a
+    new loader, so every client of a new session paid that again (the stages of one `pipeline` run, a
+    session per environment account, the test suite's hundreds)."""
+    core = core or botocore.session.get_session()
+    if _LOADER:
+        core.register_component("data_loader", _LOADER[0])
+    else:
+        _LOADER.append(core.get_component("data_loader"))
+    made = boto3.session.Session(botocore_session=core, **kwargs)
+    paths = _LOADER[0].search_paths  # boto3 appends its data folder once per session: keep it once
+    paths[:] = list(dict.fromkeys(paths))
+    return made
 
 
 def resource_name(*parts: str) -> str:
@@ -84,7 +102,7 @@ class AwsTarget(Target):
                 f"mlops.yaml: aws.endpoints.{unknown[0]}: no environment '{unknown[0]}' under environments "
                 f"(defined: {', '.join(config.environments)})"
             )
-        self.session = boto3.session.Session(region_name=self.aws.region)
+        self.session = session(region_name=self.aws.region)
         self._clients: dict = {}
         self._sessions: dict = {}
         self._scope: str | None = None  # the environment whose account endpoint calls go to (multi)
@@ -117,7 +135,6 @@ class AwsTarget(Target):
         """env's account, through its deploy role: temporary credentials in a session named after the build,
         assumed again before they expire (a canary can outlast them), never a stored key."""
         if env not in self._sessions:
-            import botocore.session
             from botocore.credentials import RefreshableCredentials
 
             role = self.deploy_role_arn(env)
@@ -140,7 +157,7 @@ class AwsTarget(Target):
             core = botocore.session.get_session()
             core._credentials = RefreshableCredentials.create_from_metadata(  # botocore's own refresh
                 assume(), refresh_using=assume, method="sts-assume-role")
-            self._sessions[env] = boto3.session.Session(botocore_session=core, region_name=self.aws.region)
+            self._sessions[env] = session(core, region_name=self.aws.region)
         return self._sessions[env]
 
     @contextmanager
