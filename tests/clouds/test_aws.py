@@ -217,17 +217,6 @@ def test_render_without_aws_has_no_aws_files(tmp_path: Path) -> None:
     assert not list(repo.rglob("*aws*")) and not list(repo.rglob("sagemaker*"))
 
 
-@pytest.mark.slow
-def test_generated_aws_suite_passes_offline(repo: Path) -> None:
-    python = project_python(repo, ["local", "dev", "aws"], label="aws")
-    run = run_generated_tests(repo, python, "-p", "no:logging", "-W", "ignore::DeprecationWarning",
-                              "tests/test_aws.py", "tests/test_aws_monitor.py", "tests/test_aws_batch.py",
-                              "tests/test_aws_image.py", "tests/test_aws_accounts.py")
-    tail = run.stdout[-3000:] + run.stderr[-2000:]
-    assert run.returncode == 0, tail
-    assert re.search(r"\b\d+ passed\b", run.stdout) and "skipped" not in run.stdout, tail
-
-
 @pytest.mark.parametrize(("reason", "if_new_data"), [
     (None, False), ("push", False), ("pull_request", False), ("schedule", True), ("data", True), ("alarm", True),
     ("batch", None)])

@@ -450,7 +450,9 @@ def test_a_batch_run_scores_and_never_trains_or_deploys(v2: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("azure-generated")
-@pytest.mark.parametrize("flavour,label", [("v2", "azure"), ("multi", "azure"), ("v1", "azure-v1")])
+# v2 (the default render): its whole suite runs in the Azure Pipelines file's test step
+# (tests/localci/test_generated_repos.py); here the renders that step does not see.
+@pytest.mark.parametrize("flavour,label", [("multi", "azure"), ("v1", "azure-v1")])
 def test_generated_repo_passes_its_own_tests(flavour: str, label: str, request) -> None:
     repo = request.getfixturevalue(flavour)
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)

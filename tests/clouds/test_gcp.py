@@ -20,7 +20,7 @@ import yaml
 from google.cloud.devtools.cloudbuild_v1 import Build, BuildTrigger
 from google.protobuf import json_format
 
-from tests.helpers import project_python, render, run_generated_tests
+from tests.helpers import render
 
 BIN = Path(sys.executable).parent
 BUILD_FILES = ("cloudbuild.yaml", "cloudbuild.prod.yaml")
@@ -527,16 +527,3 @@ def test_setup_multi_gives_each_environment_an_account_of_its_own_with_least_pri
         assert f"resource-manager org-policies disable-enforce iam.disableCrossProjectServiceAccountUsage --project {project}" in calls
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("gcp-generated")
-def test_generated_repo_passes_its_own_tests(repo: Path) -> None:
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    python = project_python(repo, ["local", "dev", "gcp"], label="gcp")
-    run = run_generated_tests(repo, python, "-W", "ignore")
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
-    summary = run.stdout.strip().splitlines()[-1]
-    assert "passed" in summary and "skipped" not in summary, summary
-    listed = subprocess.run([str(python), "-m", "pytest", "--collect-only", "-q", "tests/test_gcp.py"], cwd=repo,
-                            env={**os.environ, "PYTHONPATH": str(repo / "src")}, capture_output=True, text=True)
-    assert "test_register_deploy_smoke_promote_rollback" in listed.stdout
-    assert "test_pipeline_compiles_with_kfp" in listed.stdout

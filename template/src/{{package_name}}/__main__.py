@@ -99,7 +99,7 @@ def _limits(args: argparse.Namespace):
         import yaml
 
         try:
-            raw = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+            raw = config_lib.read_yaml(args.config.read_text(encoding="utf-8"))
             section = raw.get("serving") if isinstance(raw, dict) else None
             values = config_lib.Serving.model_validate(section or {}).model_dump()
         except yaml.YAMLError as exc:
@@ -186,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"$AIP_HTTP_PORT: '{port}' is not a port number")
             port = int(port)
             serve(bundle, host, port, args.state_file, args.health_port, _limits(args), _capture(args))
+            if argv is None:  # the server process: drained, its capture written, its pools shut down
+                # Finalizing the interpreter (freeing scikit-learn's, SciPy's and pandas' modules) took
+                # another second, which every blue/green switch and undeploy waited for: skip it.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
             return 0
         # Only the stages that build the model or call a cloud pay for the checks that import
         # scikit-learn or botocore's service models.
