@@ -149,9 +149,18 @@ def predefined(ctx: Context, build_id: str) -> dict[str, str]:
     return env
 
 
+_CONTROL = re.compile(r"^(if|elif|else|then|fi|for|while|until|do|done|case|esac|echo)\b|^[;&|()]+$")
+
+
 def _short(command: str) -> str:
-    first = command.strip().splitlines()[0] if command.strip() else ""
-    return first if len(first) <= 70 else first[:67] + "..."
+    """A step's name: a CodeBuild command has none, so a line of it that does something: of `if [ ... ];
+    then python -m pkg gate ...; fi`, the `python -m pkg gate ...` line, not the `if` (five steps named
+    `if [ "${RUN_REASON:-push}" != "batch" ]; then` told the reader nothing); of several branches, the
+    last (the `else`, what runs when no condition holds). Whole: the table is never cut when the output
+    is not a terminal, and a terminal's table shortens it itself."""
+    lines = [line.strip() for line in command.strip().splitlines() if line.strip()]
+    doing = [line for line in lines if not _CONTROL.match(line)]
+    return (doing or lines or [""])[-1]
 
 
 def run(ctx: Context, path: Path) -> dict:
