@@ -54,6 +54,10 @@ def sealed_environ(home: Path, *, allow_cloud: bool = False, keep: tuple[str, ..
     empty = home / ".no-credentials"  # stays empty: every SDK looks here and finds nothing
     empty.mkdir(mode=0o700, exist_ok=True)
     env.update(caches)
+    # The tool environments `uvx` makes (the CI files' validator) get their bytecode when they are made:
+    # where Python may not write .pyc files (PYTHONDONTWRITEBYTECODE, as on this project's CI machines),
+    # every later run compiled cfn-lint, SymPy and the rest again (validate --strict: 6 s instead of 2.5 s).
+    env.setdefault("UV_COMPILE_BYTECODE", "1")
     env.update({
         "HOME": str(home),
         "XDG_CACHE_HOME": str(home / ".cache"),
