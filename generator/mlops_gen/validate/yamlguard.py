@@ -24,6 +24,10 @@ MAX_NODES = 100_000  # nodes after expanding aliases; the largest real CI files 
 _FORBIDDEN = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _DEEP_INDENT = re.compile(f"^ {{{MAX_DEPTH}}}", re.MULTILINE)  # block nesting needs one column a level
 _FLOW_CHARS = re.compile(r"[\[\]{}'\"#]")
+# An anchor (`&name`) and an alias (`*name`) where a node may start: both are needed for any expansion.
+# Globs (`release/*`), `&&` and `2>&1` in scripts do not look like either, so most files skip the event pass.
+_ANCHOR = re.compile(r"(?:^|[ \t\[{,])&(?![&\s])[^\s\[\]{},]+", re.MULTILINE)
+_ALIAS = re.compile(r"(?:^|[ \t\[{,])\*(?![*\s])[^\s\[\]{},]+", re.MULTILINE)
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -92,7 +96,7 @@ def too_big(text: str, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -
     deep = _deep_flow(text, max_depth)
     if deep is not None:
         return deep
-    if "*" not in text and not _DEEP_INDENT.search(text):
+    if not (_ANCHOR.search(text) and _ALIAS.search(text)) and not _DEEP_INDENT.search(text):
         return None
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
