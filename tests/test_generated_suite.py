@@ -18,9 +18,11 @@ LOCAL_TESTS = ["tests/test_config.py", "tests/test_model.py", "tests/test_servin
 
 
 @pytest.mark.xdist_group("project-venv")
-@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("task", ["regression"])
 def test_generated_repo_passes_its_local_suite_and_ruff(tmp_path: Path, task: str) -> None:
-    # No cloud here: the cloud suites run in tests/clouds/ with their SDKs installed.
+    # No cloud here: the cloud suites run in tests/clouds/ with their SDKs installed. A classification
+    # render (the default answers) runs its whole suite and ruff in every CI file's test and lint steps
+    # (tests/localci/test_generated_repos.py).
     repo = render(tmp_path / "repo", task=task, clouds=["gcp"], package_name=f"{task}_model")
     python = project_python(repo, ["local", "dev"], label="project")
     result = run_generated_tests(repo, python, *LOCAL_TESTS)
