@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +84,10 @@ class Served:
     pipeline: Any
     meta: dict
     version: str
-    names: list[str] = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "names", [c["name"] for c in self.meta["schema"]])
+    @property
+    def names(self) -> list[str]:
+        return [c["name"] for c in self.meta["schema"]]
 
 
 def load_served(model_dir: Path, version: str) -> Served:
@@ -432,8 +432,8 @@ def _listen(host: str, port: int, shared: bool) -> socket.socket:
 def serve(model_dir: Path, host: str, port: int, state_file: Path | None = None,
           health_port: int | None = None, limits: Limits | None = None, capture=None) -> None:
     """Serve on `port` (shared with the environment's next deployment), and on `health_port` when
-    given: a port of this server alone, for the deployer's health check. SIGTERM drains in-flight
-    requests (up to 30 s) and exits 0."""
+    given: a port of this server alone, on the loopback, for the deployer's health checks and model
+    swaps. SIGTERM drains in-flight requests (up to 30 s) and exits 0."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -443,8 +443,8 @@ def serve(model_dir: Path, host: str, port: int, state_file: Path | None = None,
     if state_file is not None:
         threading.Thread(target=_exit_when_replaced, args=(state_file, server), daemon=True).start()
     sockets = [_listen(host, port, shared=True)]
-    if health_port is not None:
-        sockets.append(_listen(host, health_port, shared=False))
+    if health_port is not None:  # health checks and model swaps: from this machine only (loading is unpickling)
+        sockets.append(_listen("127.0.0.1", health_port, shared=False))
     # uvicorn drains on SIGTERM, then raises the signal again for the previous handler: a drained
     # server is a clean exit (0), as platforms expect when they scale in or replace a container.
     signal.signal(signal.SIGTERM, lambda *_: None)

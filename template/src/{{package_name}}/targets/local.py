@@ -31,6 +31,9 @@ from ..errors import StageFailed
 from .base import Deployment, ModelVersion, Target, invoke_http
 
 PACKAGE = __package__.rsplit(".", 1)[0]
+# A server's own port (health checks, model swaps) listens on the loopback whatever local.host is: loading
+# a model is unpickling it, which nothing off this machine may ask for (serving.serve binds it there).
+ADMIN_HOST = "127.0.0.1"
 # Servers started by this process: they outlive the deploy call by design (each exits when its
 # deployment record names another), so their handles are kept rather than garbage-collected.
 _SERVERS: list[subprocess.Popen] = []
@@ -233,7 +236,7 @@ class LocalTarget(Target):
             _write_json(state_file, {**before, "version": record["version"],
                                      "swapped": datetime.now(UTC).isoformat()})
             return Deployment(env, before["url"], str(record["version"]))
-        health_port = _free_port(host)
+        health_port = _free_port(ADMIN_HOST)
         command = [sys.executable, "-m", PACKAGE, "serve", *options, "--health-port", str(health_port),
                    "--state-file", str(state_file)]
         if image_mode:
@@ -250,13 +253,14 @@ class LocalTarget(Target):
             )
         _SERVERS.append(process)
         url = f"http://{host}:{port}"
-        self._wait_healthy(f"http://{host}:{health_port}", process, log)
+        admin = f"http://{ADMIN_HOST}:{health_port}"
+        self._wait_healthy(admin, process, log)
         # Green is healthy: record it, and the blue server sees it is no longer named and exits; wait
         # for that, so that from here on the environment's URL answers with the new version only.
         _write_json(
             state_file,
             {"pid": process.pid, "url": url, "version": record["version"], "log": str(log),
-             "started": datetime.now(UTC).isoformat(), "admin": f"http://{host}:{health_port}",
+             "started": datetime.now(UTC).isoformat(), "admin": admin,
              "fingerprint": fingerprint},
         )
         if before and before["pid"] != process.pid:
