@@ -237,12 +237,11 @@ class LocalTarget(Target):
                                      "swapped": datetime.now(UTC).isoformat()})
             return Deployment(env, before["url"], str(record["version"]))
         health_port = _free_port(ADMIN_HOST)
-        command = [sys.executable, "-m", PACKAGE, "serve", *options, "--health-port", str(health_port),
-                   "--state-file", str(state_file)]
         if image_mode:
             image_env["MODEL_DIR"] = str(record["uri"])
-        else:
-            command[4:4] = ["--model-dir", str(record["uri"])]
+        model = [] if image_mode else ["--model-dir", str(record["uri"])]
+        command = [sys.executable, "-m", PACKAGE, "serve", *model, *options, "--health-port", str(health_port),
+                   "--state-file", str(state_file)]
         inherited = {k: v for k, v in os.environ.items()
                      if not (image_mode and k in ("AIP_STORAGE_URI", "AZUREML_MODEL_DIR", "AIP_HTTP_PORT"))}
         env_vars = {**inherited, **image_env, "MODEL_VERSION": str(record["version"]), "PYTHONPATH": python_path}
