@@ -66,7 +66,7 @@ def test_generated_ci_file_passes_end_to_end(tmp_path, rendered, cloud):
     [unit_tests] = [s for s in report["steps"] if re.search(r"pytest|unit.tests", _text(s))]
     log = Path(unit_tests["log"]).read_text()
     assert unit_tests["status"] == "passed" and re.search(r"\b\d+ passed\b", log), log[-3000:]
-    assert f"test_{cloud}.py" in " ".join(p.name for p in (repo / "tests").iterdir())
+    assert (repo / "tests" / f"test_{cloud}.py").exists()
     assert "skipped" not in log and "deselected" not in log, log[-3000:]
     for stage in STAGES:
         steps = _steps_for(report, stage)

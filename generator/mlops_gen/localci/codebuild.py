@@ -153,15 +153,15 @@ _CONTROL = re.compile(r"^(if|elif|else|then|fi|for|while|until|do|done|case|esac
 
 
 def _short(command: str) -> str:
-    """A step's name: a CodeBuild command has none, so a line of it that does something: of `if [ ... ];
+    """A step's name: a CodeBuild command has none, so a line of it that does something. Of `if [ ... ];
     then python -m pkg gate ...; fi`, the `python -m pkg gate ...` line, not the `if` (five steps named
-    `if [ "${RUN_REASON:-push}" != "batch" ]; then` told the reader nothing); of several branches, the
-    last (the `else`, what runs when no condition holds); a plain script by its first line. Whole: the table is never cut when the output
-    is not a terminal, and a terminal's table shortens it itself."""
+    `if [ "${RUN_REASON:-push}" != "batch" ]; then` told the reader nothing); of several branches the last
+    (the `else`, what runs when no condition holds); a plain script by its first line. Never cut: the
+    table keeps it whole when the output is not a terminal, and a terminal's table shortens it itself."""
     lines = [line.strip() for line in command.strip().splitlines() if line.strip()]
-    doing = [line for line in lines if not _CONTROL.match(line)]
     if not lines:
         return ""
+    doing = [line for line in lines if not _CONTROL.match(line)]
     return doing[-1] if doing and len(doing) < len(lines) else lines[0]
 
 
