@@ -5,7 +5,7 @@ generated repository's test suite (what its `make test` runs), on a freshly rend
 
 Stages run in pipeline order (train, evaluate, gate, register, deploy, smoke, promote, rollback),
 `--runs` times; the median of each is printed (deploy and rollback after the first run redeploy into a
-running server). `--suite` also times the generated suite as its `make test` runs it (every cloud's
+running server; "deploy (new server)" deploys after an undeploy: a server forked from the warm factory). `--suite` also times the generated suite as its `make test` runs it (every cloud's
 extra installed); `--ci` times `mlops-gen ci run --provider P` on the same repository, warm (one
 untimed run first). `validate` has its own benchmarks (bench_validate*.py).
 """
@@ -48,7 +48,7 @@ def main() -> None:
         python = project_python(repo, ["local", "dev"], label="project")
         env = {**os.environ, "PYTHONPATH": str(repo / "src")}
         package = next(p.name for p in (repo / "src").iterdir() if (p / "__main__.py").exists())
-        times: dict[str, list[float]] = {name: [] for name, _ in STAGES}
+        times: dict[str, list[float]] = {name: [] for name, _ in STAGES} | {"deploy (new server)": []}
         for run in range(args.runs):
             for name, extra in STAGES:
                 if name == "rollback" and run == 0:
@@ -56,11 +56,15 @@ def main() -> None:
                     timed([str(python), "-m", package, "register", "--target", "local"], repo, env)
                     timed([str(python), "-m", package, "deploy", "--target", "local"], repo, env)
                 times[name].append(timed([str(python), "-m", package, name, "--target", "local", *extra], repo, env))
+            # a deploy that needs a new server (here: after undeploy), forked from the warm factory
+            timed([str(python), "-m", package, "undeploy", "--target", "local"], repo, env)
+            times["deploy (new server)"].append(timed([str(python), "-m", package, "deploy", "--target", "local"],
+                                                      repo, env))
         subprocess.run([str(python), "-m", package, "undeploy", "--target", "local"], cwd=repo, env=env,
                        check=False, capture_output=True)
-        print(f"{'stage':10} median s  (runs: {args.runs}, load: {os.getloadavg()[0]:.2f})")
+        print(f"{'stage':20} median s  (runs: {args.runs}, load: {os.getloadavg()[0]:.2f})")
         for name, values in times.items():
-            print(f"{name:10} {statistics.median(values):8.2f}")
+            print(f"{name:20} {statistics.median(values):8.2f}")
         if args.suite:
             everything = project_python(repo, ["local", "dev", "aws", "azure", "gcp"], label="project-all")
             suite = [timed([str(everything), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], repo, env)

@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import project_python, render, run_generated_tests
 
 LOCAL_TESTS = ["tests/test_config.py", "tests/test_model.py", "tests/test_serving.py", "tests/test_local_e2e.py",
-               "tests/test_data_contract.py"]
+               "tests/test_data_contract.py", "tests/test_server_factory.py"]
 
 
 @pytest.mark.xdist_group("project-venv")

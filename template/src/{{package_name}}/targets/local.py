@@ -23,10 +23,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .. import server_factory
 from ..errors import StageFailed
 from .base import Deployment, ModelVersion, Target, invoke_http
 
@@ -231,7 +232,8 @@ class LocalTarget(Target):
         # The server imports this package from wherever we were imported, installed or not.
         source_root = str(Path(__file__).resolve().parents[2])
         python_path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH")) if p)
-        fingerprint = _server_fingerprint([*options, *sorted(image_env.items()), python_path])
+        code = _code_fingerprint()
+        fingerprint = _fingerprint(code, [*options, *sorted(image_env.items()), python_path])
         if before and before.get("fingerprint") == fingerprint and self._swap(before, record):
             _write_json(state_file, {**before, "version": record["version"],
                                      "swapped": datetime.now(UTC).isoformat()})
@@ -245,12 +247,8 @@ class LocalTarget(Target):
         inherited = {k: v for k, v in os.environ.items()
                      if not (image_mode and k in ("AIP_STORAGE_URI", "AZUREML_MODEL_DIR", "AIP_HTTP_PORT"))}
         env_vars = {**inherited, **image_env, "MODEL_VERSION": str(record["version"]), "PYTHONPATH": python_path}
-        with open(log, "ab") as out:
-            process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=env_vars,
-                cwd=self.root, start_new_session=True,
-            )
-        _SERVERS.append(process)
+        process = _start_server(command, env_vars, self.root, log,
+                                _fingerprint(code, server_factory.import_time_environment(env_vars)))
         url = f"http://{host}:{port}"
         admin = f"http://{ADMIN_HOST}:{health_port}"
         self._wait_healthy(admin, process, log)
@@ -287,12 +285,14 @@ class LocalTarget(Target):
             return False
 
     @staticmethod
-    def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    def _wait_healthy(url: str, process: subprocess.Popen | _Forked, log: Path, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 tail = log.read_text(errors="replace")[-2000:]
-                raise StageFailed(f"deploy: the model server exited with {process.returncode}:\n{tail}")
+                # A forked server's exit code went to the factory, which let the kernel reap it.
+                code = f" with {process.returncode}" if isinstance(process, subprocess.Popen) else ""
+                raise StageFailed(f"deploy: the model server exited{code}:\n{tail}")
             try:
                 with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
                     if response.status == 200:
@@ -331,17 +331,58 @@ class LocalTarget(Target):
                 _SERVERS.remove(proc)
 
 
-def _server_fingerprint(options: list) -> str:
-    """What a server runs besides its model: this package's code, the installed packages, the interpreter
-    and the server's options. A redeploy with the same fingerprint swaps the model in the running server;
-    any change (an edited module, a `pip install`, another capture percent) starts a new one."""
-    digest = hashlib.sha256(json.dumps([sys.executable, options]).encode())
+def _code_fingerprint() -> str:
+    """What a server runs besides its model and options: this package's code, the installed packages
+    (dist-info names carry versions) and the interpreter."""
+    digest = hashlib.sha256(sys.executable.encode())
     package = Path(__file__).resolve().parents[1]
     for path in sorted(package.rglob("*.py")):
         digest.update(f"{path.relative_to(package)}\0".encode() + path.read_bytes())
     for folder in sorted({p for p in sys.path if p.endswith("-packages") and os.path.isdir(p)}):
-        digest.update("\0".join(sorted(os.listdir(folder))).encode())  # dist-info names carry versions
+        digest.update("\0".join(sorted(os.listdir(folder))).encode())
     return digest.hexdigest()
+
+
+def _fingerprint(code: str, options: list) -> str:
+    """A server's (code and options: a redeploy with the same one swaps the model in the running server;
+    any change, e.g. an edited module, a `pip install`, another capture percent, starts a new one), or a
+    server factory's (code, PYTHONPATH and the variables read at import)."""
+    return hashlib.sha256(json.dumps([code, options], default=list).encode()).hexdigest()
+
+
+class _Forked:
+    """A server the factory forked: not this process's child, so watched through its pid."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return -1
+        return None
+
+    def kill(self) -> None:
+        with suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def _start_server(command: list[str], env: dict[str, str], cwd: Path, log: Path, factory_key: str
+                  ) -> subprocess.Popen | _Forked:
+    """`command` (python -m <package> serve ...) in a session of its own, output to `log`: forked by the
+    warm server factory (server_factory.py), else a new Python."""
+    forked = server_factory.fork_server(command[3:], env, cwd, log, factory_key)
+    if forked is not None:
+        pid, factory = forked
+        if factory is not None:
+            _SERVERS.append(factory)  # it outlives us, as the servers do
+        return _Forked(pid)
+    with open(log, "ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                   start_new_session=True)
+    _SERVERS.append(process)
+    return process
 
 
 def _wait_exit(pid: int, timeout: float = 15) -> bool:
