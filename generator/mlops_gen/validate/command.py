@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import click
@@ -59,7 +63,31 @@ def validate(paths, fmt, strict, dialect, allow_tasks, disable, no_infra, config
         return
     if not paths:
         raise click.UsageError("give at least one file or folder to validate")
+    with _few_collections():
+        _validate(paths, fmt, strict, dialect, allow_tasks, disable, no_infra, config_path, max_bytes)
 
+
+@contextmanager
+def _few_collections():
+    """A run builds parse trees, schemas and the task catalogue, nearly all freed by reference counting:
+    the cyclic collector runs less often meanwhile (mypy's setting), and not at all at interpreter exit,
+    where it only frees memory the OS takes back (40-90 ms, a fifth of checking one file). No result
+    depends on either; the threshold is restored for in-process callers."""
+    _freeze_at_exit()
+    threshold = gc.get_threshold()
+    gc.set_threshold(200_000, 30, 30)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+@cache
+def _freeze_at_exit() -> None:
+    atexit.register(gc.freeze)  # atexit handlers run before the interpreter's final collections
+
+
+def _validate(paths, fmt, strict, dialect, allow_tasks, disable, no_infra, config_path, max_bytes) -> None:
     from mlops_gen.validate.config import ConfigError, find_pyproject, load_section
     from mlops_gen.validate.context import MAX_BYTES, Options
     from mlops_gen.validate.engine import validate_paths

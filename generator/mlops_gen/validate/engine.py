@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 import os
+import signal
 import stat
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import NoReturn
 
 from mlops_gen.validate import detect
 from mlops_gen.validate.context import Context, Options
@@ -71,8 +74,10 @@ def _read(path: Path, result: Result, max_bytes: int) -> str | None:
         return None
 
 
-def check_file(path: Path, options: Options, result: Result, *, explicit: bool, dialect: str | None = None) -> None:
-    """Check one file. In a folder walk (`explicit=False`) files that are no CI file are skipped."""
+def check_file(path: Path, options: Options, result: Result, *, explicit: bool, dialect: str | None = None,
+               lint_ahead: Callable[[str], list[Finding] | None] | None = None) -> None:
+    """Check one file. In a folder walk (`explicit=False`) files that are no CI file are skipped.
+    `lint_ahead(text)`: yamllint's findings for the text if it parses, when another process computed them."""
     name_hint = detect.by_name(path)
     infra_hint = detect.by_infra_location(path) if options.infra else None
     text = _read(path, result, options.max_bytes)
@@ -105,15 +110,19 @@ def check_file(path: Path, options: Options, result: Result, *, explicit: bool, 
         data = load(text)
     except YamlError as exc:
         yaml_error = exc
-    lint = yamllint_findings(display, text, parsed=yaml_error is None)
     syntax_broken = yaml_error is not None
-    if yaml_error is not None and not any(f.severity == ERROR for f in lint):
-        lint.append(Finding(display, yaml_error.line + 1, yaml_error.col + 1, "yaml-syntax",
-                            f"not valid YAML: {yaml_error.message}"))
-
     chosen = dialect or (None if syntax_broken else detect.by_content(data)) or name_hint
     if chosen is None and infra_hint == detect.TRIGGER and (syntax_broken or detect.looks_like_trigger(data)):
         chosen = detect.TRIGGER
+    # the dialect's modules (jsonschema, ...) are imported before the YAML layer's findings are waited for
+    checker = _checker(chosen) if chosen is not None and isinstance(data, dict) and not syntax_broken else None
+
+    lint = lint_ahead(text) if lint_ahead is not None and not syntax_broken else None
+    if lint is None:
+        lint = yamllint_findings(display, text, parsed=not syntax_broken)
+    if yaml_error is not None and not any(f.severity == ERROR for f in lint):
+        lint.append(Finding(display, yaml_error.line + 1, yaml_error.col + 1, "yaml-syntax",
+                            f"not valid YAML: {yaml_error.message}"))
     if chosen is None:
         if explicit:
             result.files.append(display)
@@ -131,15 +140,87 @@ def check_file(path: Path, options: Options, result: Result, *, explicit: bool, 
             what = "empty" if data is None else "not a mapping"
             ctx.report("ci-not-mapping", (0, 0), f"the file is {what}; a CI file is a mapping of top-level keys")
         else:
-            _checker(chosen)(ctx)
+            checker(ctx)
     result.findings.extend(ctx.findings)
 
 
-def _check_chunk(tasks: list[tuple[Path, bool, str | None]], options: Options) -> Result:
+def _check_chunk(tasks: list[tuple[Path, bool, str | None]], options: Options, ahead: _LintAhead | None = None) -> Result:
     result = Result()
-    for path, explicit, dialect in tasks:
-        check_file(path, options, result, explicit=explicit, dialect=dialect)
+    for index, (path, explicit, dialect) in enumerate(tasks):
+        check_file(path, options, result, explicit=explicit, dialect=dialect,
+                   lint_ahead=partial(ahead.findings, index) if ahead is not None else None)
     return result
+
+
+class _LintAhead:
+    """yamllint's findings for the files named on the command line, computed by a forked process while
+    this one parses and checks them: with a second CPU, the YAML layer (importing yamllint, PyYAML and
+    pathspec, then linting; a fifth of checking one file) costs no wall time.
+
+    The child lints each file as one that parses (yamllint's cosmetic rules only), behind the same
+    guards as check_file. For a file that does not parse, one that changed between the two reads, and
+    whenever the child fails, check_file lints in this process, as without a second CPU: the findings
+    are the same either way."""
+
+    def __init__(self, tasks: list[tuple[int, Path]], max_bytes: int) -> None:
+        read_end, write_end = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(read_end)
+            _lint_in_child(tasks, max_bytes, write_end)
+        os.close(write_end)
+        self.stream = os.fdopen(read_end, encoding="utf-8")
+        self.expected = {index for index, _ in tasks}
+        self.received: dict[int, tuple[int, list | None]] = {}
+        self.ended = False
+
+    @classmethod
+    def start(cls, tasks: list[tuple[Path, bool, str | None]], max_bytes: int) -> _LintAhead | None:
+        named = [(i, path) for i, (path, explicit, _) in enumerate(tasks) if explicit]
+        if not named or not hasattr(os, "fork") or _cpus() < 2:
+            return None
+        try:
+            return cls(named, max_bytes)
+        except OSError:
+            return None
+
+    def findings(self, index: int, text: str) -> list[Finding] | None:
+        if index not in self.expected:
+            return None
+        while index not in self.received and not self.ended:
+            line = self.stream.readline()
+            if not line.endswith("\n"):  # the child ended, or failed
+                self.ended = True
+                break
+            got, text_hash, lint = json.loads(line)
+            self.received[got] = (text_hash, lint)
+        text_hash, lint = self.received.pop(index, (None, None))
+        return [Finding(*fields) for fields in lint] if lint is not None and text_hash == hash(text) else None
+
+    def close(self) -> None:
+        self.stream.close()
+        try:
+            os.kill(self.pid, signal.SIGKILL)  # it may still lint files that turned out not to need it
+        except OSError:
+            pass
+        os.waitpid(self.pid, 0)
+
+
+def _lint_in_child(tasks: list[tuple[int, Path]], max_bytes: int, fd: int) -> NoReturn:
+    code = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for index, path in tasks:
+                text = _read(path, Result(), max_bytes)
+                lint = None
+                if text is not None and forbidden_character(text) is None and too_big(text) is None:
+                    lint = [astuple(f) for f in yamllint_findings(str(path), text, parsed=True)]
+                out.write(json.dumps([index, hash(text), lint]) + "\n")  # one line a file, as soon as it is linted
+                out.flush()
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def _check_each(tasks: list[tuple[Path, bool, str | None]], options: Options) -> list[Result]:
@@ -157,6 +238,10 @@ def _heavy(task: tuple[Path, bool, str | None], options: Options) -> bool:
 
 
 def _fork_context():
+    # imported here: a call that checks its files in this process (one file from pre-commit) does
+    # not pay for multiprocessing and concurrent.futures (~15 ms)
+    import multiprocessing
+
     if "fork" not in multiprocessing.get_all_start_methods():
         return None
     return multiprocessing.get_context("fork")
@@ -169,6 +254,7 @@ def _warm_up() -> None:
     azure_tasks.catalogue()
     buildspec.validator()
     cloudbuild.schema_validator()
+    cloudbuild.message_class("Build")
 
 
 def _cpus() -> int:
@@ -196,14 +282,19 @@ def validate_paths(paths: list[Path], options: Options, dialect: str | None = No
         else:
             result.unreadable.append(f"{path}: no such file or directory")
     workers = _workers(len(tasks))
-    context = _fork_context()
     heavy = [i for i, task in enumerate(tasks) if _heavy(task, options)]
+    split_heavy = bool(heavy) and len(heavy) < len(tasks) and _cpus() > 1
+    context = _fork_context() if workers > 1 or split_heavy else None
     if workers > 1 and context is not None:
+        from concurrent.futures import ProcessPoolExecutor
+
         _warm_up()  # load schemas once, before forking, instead of once per worker
         chunks = [tasks[i::workers] for i in range(workers)]
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             parts = list(pool.map(_check_chunk, chunks, [options] * workers))
-    elif heavy and len(heavy) < len(tasks) and context is not None and _cpus() > 1:
+    elif split_heavy and context is not None:
+        from concurrent.futures import ProcessPoolExecutor
+
         # A few files, one of them a CloudFormation template: cfn-lint (about three quarters of the
         # time) runs in a forked process, started before anything heavy is imported, while this one
         # checks the CI files. Results merge back in task order, so the output is the same.
@@ -214,7 +305,12 @@ def validate_paths(paths: list[Path], options: Options, dialect: str | None = No
             by_task.update(zip(heavy, future.result(), strict=True))
         parts = [by_task[i] for i in range(len(tasks))]
     else:
-        parts = [_check_chunk(tasks, options)]
+        ahead = _LintAhead.start(tasks, options.max_bytes)
+        try:
+            parts = [_check_chunk(tasks, options, ahead)]
+        finally:
+            if ahead is not None:
+                ahead.close()
     for part in parts:
         result.findings.extend(part.findings)
         result.files.extend(part.files)
