@@ -347,7 +347,7 @@ def _fingerprint(code: str, options: list) -> str:
     """A server's (code and options: a redeploy with the same one swaps the model in the running server;
     any change, e.g. an edited module, a `pip install`, another capture percent, starts a new one), or a
     server factory's (code, PYTHONPATH and the variables read at import)."""
-    return hashlib.sha256(json.dumps([code, options], default=list).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([code, options]).encode()).hexdigest()
 
 
 class _Forked:
