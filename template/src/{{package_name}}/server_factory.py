@@ -129,6 +129,7 @@ def _run(address: Path) -> None:
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the servers: they are not ours to wait for
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    address.with_suffix(".tmp").unlink(missing_ok=True)  # a factory killed while starting left it
     listener.bind(str(address.with_suffix(".tmp")))
     listener.listen(64)
     os.replace(address.with_suffix(".tmp"), address)  # connectable as soon as it exists
