@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib.resources import files
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from mlops_gen.validate.precomputed import read_data
+
 
 @cache
 def own_schema(name: str) -> dict[str, Any]:
-    return json.loads(files("mlops_gen.validate").joinpath(f"data/{name}").read_text(encoding="utf-8"))
+    return json.loads(read_data(name))
 
 
 @cache

@@ -35,8 +35,8 @@ PACKAGE = __package__.rsplit(".", 1)[0]
 # A server's own port (health checks, model swaps) listens on the loopback whatever local.host is: loading
 # a model is unpickling it, which nothing off this machine may ask for (serving.serve binds it there).
 ADMIN_HOST = "127.0.0.1"
-# Servers started by this process: they outlive the deploy call by design (each exits when its
-# deployment record names another), so their handles are kept rather than garbage-collected.
+# Servers (and server factories) started by this process: they outlive the deploy call by design (a
+# server exits when its deployment record names another), so their handles are kept, not collected.
 _SERVERS: list[subprocess.Popen] = []
 
 
