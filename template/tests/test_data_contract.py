@@ -218,6 +218,32 @@ def test_missing_values_are_imputed_and_accepted_only_where_trained(workdir: Pat
         serving.predict(pipeline, meta, [["inf", 2.0]])
 
 
+def test_a_frame_is_typed_like_the_same_rows_sent_to_the_server() -> None:
+    """Training and batch type a frame a column at a time, the server a request cell by cell: the same
+    values come out, and a bad table is refused naming the first bad cell in row order."""
+    from importlib import import_module
+
+    schema_lib = import_module(f"{PACKAGE}.schema")
+    schema = [{"name": "n", "kind": "numeric", "nullable": True}, {"name": "i", "kind": "numeric", "nullable": False},
+              {"name": "c", "kind": "categorical", "nullable": True}, {"name": "b", "kind": "categorical", "nullable": False}]
+    table = pd.DataFrame({"n": [1.5, np.nan, 2.0], "i": pd.Series([1, 2, 3], dtype="Int64"),
+                          "c": ["a", None, 3.0], "b": [True, False, True]})
+    rows = table.astype(object).values.tolist()
+    typed = schema_lib.coerce(table, schema)
+    pd.testing.assert_frame_equal(typed, schema_lib.frame(schema_lib.check_rows(rows, schema), schema))
+    assert typed["c"].tolist() == ["a", None, "3"] and typed["b"].tolist() == ["true", "false", "true"]
+
+    bad = table.assign(n=[1.5, np.nan, np.inf], b=[True, [1], True])  # row 2 column n, row 1 column b
+    with pytest.raises(schema_lib.SchemaError, match=r"^row 11, column 'b': expected a category, got list$"):
+        schema_lib.coerce(bad, schema, offset=10)
+    with pytest.raises(schema_lib.SchemaError, match=r"^row 1, column 'b': expected a category, got list$"):
+        schema_lib.check_rows(bad.astype(object).values.tolist(), schema)
+    with pytest.raises(schema_lib.SchemaError, match=r"^row 2, column 'n': inf is not a finite number$"):
+        schema_lib.coerce(bad.assign(b=True), schema)
+    with pytest.raises(schema_lib.SchemaError, match=r"^row 1, column 'i': a value is required"):
+        schema_lib.coerce(table.assign(i=pd.Series([1, None, 3], dtype="Int64")), schema)
+
+
 def test_bring_your_own_estimator(workdir: Path, monkeypatch) -> None:
     (workdir / "my_models.py").write_text(
         "from sklearn.linear_model import LogisticRegression\n\n\n"

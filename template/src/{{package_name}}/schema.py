@@ -11,10 +11,12 @@ import math
 import re
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 MAX_CATEGORIES = 50          # a string column with more distinct values is free text, not a category
+_PLAIN = (str, float, int, bool)  # equal values of one of these types are typed alike (not so Decimal)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?")
 
 
@@ -120,17 +122,78 @@ def frame(rows: list[list], schema: list[dict]) -> pd.DataFrame:
 
 def coerce(data: pd.DataFrame, schema: list[dict], offset: int = 0) -> pd.DataFrame:
     """`data` with the schema's columns in order: numbers as floats, categories as text, missing as
-    NaN/None where the schema allows it. Raises SchemaError naming the first bad row and column."""
+    NaN/None where the schema allows it. Raises SchemaError naming the first bad row and column.
+
+    Column by column (training and batch frames are large): a column of numbers in a numeric dtype is
+    converted at once; any other column cell by cell, each distinct value once. The first bad cell in
+    row order is then run through the per-cell check again, which raises its error."""
     for column in schema:
         if column["name"] not in data.columns:
             raise SchemaError(f"column {column['name']!r} is missing")
-    values = data[[c["name"] for c in schema]].astype(object).values.tolist()
-    return frame(_typed(values, schema, offset), schema)
+    columns, first_bad = {}, None
+    for position, column in enumerate(schema):
+        series = data[column["name"]]
+        values, bad = _numbers(series, column) if _numeric_dtype(series, column) else _cells(series, column)
+        if bad is not None and (first_bad is None or (bad, position) < first_bad):
+            first_bad = (bad, position)
+        columns[column["name"]] = values
+    if first_bad is not None:
+        row, position = first_bad
+        column = schema[position]
+        _value(_objects(data[column["name"]].iloc[[row]])[0], column, _where(row + offset, column))
+    return pd.DataFrame({c["name"]: pd.Series(columns[c["name"]], dtype="float64" if c["kind"] == NUMERIC else object)
+                         for c in schema})
+
+
+def _numeric_dtype(series: pd.Series, column: dict) -> bool:
+    return column["kind"] == NUMERIC and (pd.api.types.is_integer_dtype(series) or pd.api.types.is_float_dtype(series))
+
+
+def _numbers(series: pd.Series, column: dict) -> tuple[np.ndarray, int | None]:
+    """A numeric-dtype column as floats, and the first row `_value` would refuse (missing where not
+    nullable, or infinite), if any."""
+    values = series.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+    bad = np.isinf(values) if column["nullable"] else ~np.isfinite(values)
+    return values, (int(bad.argmax()) if bad.any() else None)
+
+
+def _cells(series: pd.Series, column: dict) -> tuple[list, int | None]:
+    """Any other column through `_value`, a repeated plain value once; stops at the first bad row."""
+    typed, out = {}, []
+    for row, value in enumerate(_objects(series)):
+        plain = value.__class__ in _PLAIN
+        if plain and (value.__class__, value) in typed:
+            out.append(typed[value.__class__, value])
+            continue
+        try:
+            result = _value(value, column, "")
+        except SchemaError:
+            return out, row
+        if plain:
+            typed[value.__class__, value] = result
+        out.append(result)
+    return out, None
+
+
+def _objects(series: pd.Series) -> list:
+    """The column's values as the Python objects a client would send (bool, not numpy.bool_)."""
+    return series.astype(object).tolist()
+
+
+def _where(row: int, column: dict) -> str:
+    return f"row {row}, column {column['name']!r}"
 
 
 def _typed(rows: list[list], schema: list[dict], offset: int = 0) -> list[list]:
-    return [[_value(v, c, f"row {i + offset}, column {c['name']!r}") for v, c in zip(row, schema, strict=True)]
-            for i, row in enumerate(rows)]
+    typed = []
+    for i, row in enumerate(rows):
+        try:
+            typed.append([_value(v, c, "") for v, c in zip(row, schema, strict=True)])
+        except SchemaError:  # again, naming the cell (the message is built only for a bad row)
+            for v, c in zip(row, schema, strict=True):
+                _value(v, c, _where(i + offset, c))
+            raise
+    return typed
 
 
 def check_rows(rows: Any, schema: list[dict]) -> list[list]:

@@ -49,6 +49,7 @@ from . import contract
 from . import model as model_lib
 from . import schema as schema_lib
 from .metrics import ServerMetrics
+from .request_body import HTTPError, prepare
 
 BadRequest = schema_lib.SchemaError  # a request that does not fit the model's input schema: a 400
 log = logging.getLogger("serving")
@@ -93,12 +94,6 @@ class Served:
 def load_served(model_dir: Path, version: str) -> Served:
     pipeline, meta = model_lib.load(model_dir)
     return Served(pipeline, meta, version)
-
-
-class HTTPError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status, message, headers)  # all arguments: it crosses process boundaries
-        self.status, self.message, self.headers = status, message, headers or {}
 
 
 class Batcher:
@@ -187,71 +182,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _decode(body: bytes) -> str:
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise HTTPError(400, f"body is not UTF-8 text (byte offset {exc.start})") from None
-
-
-def _constant(name: str) -> float:
-    """NaN stands for a missing value (accepted where the schema allows one); Infinity never is."""
-    if name == "NaN":
-        return float("nan")
-    raise ValueError(f"{name} is not a finite number")
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(_decode(body), parse_constant=_constant)
-    except RecursionError:
-        raise HTTPError(400, "body is nested too deeply") from None
-    except ValueError as exc:  # malformed JSON, NaN/Infinity literals, an integer past Python's digit limit
-        raise HTTPError(400, f"body is not valid JSON: {str(exc)[:160]}") from None
-
-
-def parse_csv(body: bytes) -> list[list[str]]:
-    try:
-        return [row for row in csv.reader(io.StringIO(_decode(body))) if row]
-    except csv.Error as exc:
-        raise HTTPError(400, f"body is not valid CSV: {exc}") from None
-
-
-def _rows_of(path: str, content_type: str, body: bytes) -> Any:
-    """The request's rows by the route's contract."""
-    media = content_type.split(";", 1)[0].strip().lower()
-    if path == "/invocations" and media == "text/csv":
-        return parse_csv(body)
-    if media not in ("application/json", "", "*/*"):
-        raise HTTPError(415, f"unsupported content type {media!r}: send application/json"
-                             + (" or text/csv" if path == "/invocations" else ""))
-    payload = parse_json(body)
-    if path == "/score":
-        if isinstance(payload, dict) and isinstance(payload.get("input_data"), dict):
-            payload = payload["input_data"]
-        return payload.get("data") if isinstance(payload, dict) else None
-    if path == "/invocations" and isinstance(payload, list):
-        return payload
-    return payload.get("instances") if isinstance(payload, dict) else None
-
-
 # Bodies from this size on are parsed in a separate process: json.loads holds the GIL for the whole
 # parse (~100 ms for 10 MB), which would stall health checks; smaller ones are parsed in threads.
 PROCESS_PARSE_BYTES = 256 * 1024
 PARSER_WARMUP_S = 10.0
-
-
-def prepare(path: str, content_type: str, body: bytes, schema: list[dict], max_rows: int,
-            as_frame: bool = False):
-    """Parse the body and check every row against the schema: typed rows, or their frame."""
-    rows = _rows_of(path, content_type, body)
-    if isinstance(rows, list) and len(rows) > max_rows:
-        raise HTTPError(413, f"{len(rows)} rows is over the limit of {max_rows} per request")
-    try:
-        checked = schema_lib.check_rows(rows, schema)
-    except schema_lib.SchemaError as exc:
-        raise HTTPError(400, str(exc)) from None
-    return schema_lib.frame(checked, schema) if as_frame else checked
 
 
 def _media(header: str) -> str:

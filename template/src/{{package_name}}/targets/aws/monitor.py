@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from botocore.exceptions import ClientError, WaiterError
@@ -54,8 +55,10 @@ QUALITY_CONSTRAINTS = {"BinaryClassification": "binary_classification_constraint
 _NUMBER = re.compile(r"(?<![A-Za-z0-9_.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
+@lru_cache(maxsize=16)
 def image_uri(region: str) -> str:
-    """The Model Monitor analyzer image of `region`, from the SageMaker SDK's image table."""
+    """The Model Monitor analyzer image of `region`, from the SageMaker SDK's image table (cached: each
+    lookup builds a botocore session of its own to resolve the region's endpoint)."""
     from sagemaker.core import image_uris
 
     return image_uris.retrieve("model-monitor", region)
