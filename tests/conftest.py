@@ -7,6 +7,13 @@ import pytest
 os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests (minutes each: a generated repo's suite, a local CI run) first, in their order: xdist
+    hands out work in this order, so they spread over the workers from the start and the many short
+    tests fill the gaps, rather than one of them starting last on a worker while the other is idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory):
     """rendered(**answers) -> a render of the template, made once per session (per xdist worker) for

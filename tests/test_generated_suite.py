@@ -17,7 +17,6 @@ LOCAL_TESTS = ["tests/test_config.py", "tests/test_model.py", "tests/test_servin
                "tests/test_data_contract.py", "tests/test_server_factory.py"]
 
 
-@pytest.mark.xdist_group("project-venv")
 @pytest.mark.parametrize("task", ["regression"])
 def test_generated_repo_passes_its_local_suite_and_ruff(tmp_path: Path, task: str) -> None:
     # No cloud here: the cloud suites run in tests/clouds/ with their SDKs installed. A classification
@@ -33,7 +32,6 @@ def test_generated_repo_passes_its_local_suite_and_ruff(tmp_path: Path, task: st
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("project-venv")
 @pytest.mark.parametrize(("framework", "task"), [("xgboost", "classification"), ("lightgbm", "regression")])
 def test_a_framework_repo_passes_its_local_suite_and_ruff(tmp_path: Path, framework: str, task: str) -> None:
     """train -> evaluate -> gate -> register -> deploy -> smoke on the local target (test_local_e2e), with
@@ -49,7 +47,6 @@ def test_a_framework_repo_passes_its_local_suite_and_ruff(tmp_path: Path, framew
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("project-venv")
 def test_a_python_3_13_repo_passes_its_local_suite_on_python_3_13(tmp_path: Path) -> None:
     """python_version 3.13: the pinned dependencies install on 3.13 and the local suite passes there (the
     cloud extras' resolution on 3.13 is checked without installing, in test_render_matrix)."""

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from mlops_gen.localci.command import CI_FILES, ci
 from mlops_gen.selfwheel import find_links_env
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("localci-e2e")]
+pytestmark = pytest.mark.slow
 STAGES = ("validate", "train", "gate", "deploy", "smoke")
 
 
