@@ -228,7 +228,7 @@ def create_app(model_dir: Path, limits: Limits | None = None, capture=None, admi
         return await loop.run_in_executor(parser(), prepare, path, content_type, body, schema, limits.max_rows, True)
 
     def parser() -> ProcessPoolExecutor:
-        if not parsers:  # spawn, not fork: this process runs threads
+        if not parsers:  # spawn, not fork: this process runs threads. The child imports request_body, not sklearn
             parsers.append(ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")))
             parsers[0].submit(schema_lib.check_rows, [[]], [])  # start it now: its imports take seconds
         return parsers[0]
