@@ -115,7 +115,11 @@ def _value(value: Any, column: dict, where: str) -> Any:
 
 def frame(rows: list[list], schema: list[dict]) -> pd.DataFrame:
     """Checked rows (from check_rows) -> the frame the pipeline expects: one build for many requests."""
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    return _frame_of(list(zip(*rows, strict=True)) if rows else [() for _ in schema], schema)
+
+
+def _frame_of(columns: list, schema: list[dict]) -> pd.DataFrame:
+    """Typed columns in the schema's order -> the frame: numbers float64, categories object."""
     return pd.DataFrame({c["name"]: pd.Series(values, dtype="float64" if c["kind"] == NUMERIC else object)
                          for c, values in zip(schema, columns, strict=True)})
 
@@ -130,19 +134,18 @@ def coerce(data: pd.DataFrame, schema: list[dict], offset: int = 0) -> pd.DataFr
     for column in schema:
         if column["name"] not in data.columns:
             raise SchemaError(f"column {column['name']!r} is missing")
-    columns, first_bad = {}, None
+    columns, first_bad = [], None
     for position, column in enumerate(schema):
         series = data[column["name"]]
         values, bad = _numbers(series, column) if _numeric_dtype(series, column) else _cells(series, column)
         if bad is not None and (first_bad is None or (bad, position) < first_bad):
             first_bad = (bad, position)
-        columns[column["name"]] = values
+        columns.append(values)
     if first_bad is not None:
         row, position = first_bad
         column = schema[position]
         _value(_objects(data[column["name"]].iloc[[row]])[0], column, _where(row + offset, column))
-    return pd.DataFrame({c["name"]: pd.Series(columns[c["name"]], dtype="float64" if c["kind"] == NUMERIC else object)
-                         for c in schema})
+    return _frame_of(columns, schema)
 
 
 def _numeric_dtype(series: pd.Series, column: dict) -> bool:
@@ -189,9 +192,9 @@ def _typed(rows: list[list], schema: list[dict], offset: int = 0) -> list[list]:
     for i, row in enumerate(rows):
         try:
             typed.append([_value(v, c, "") for v, c in zip(row, schema, strict=True)])
-        except SchemaError:  # again, naming the cell (the message is built only for a bad row)
+        except SchemaError:  # again, naming the cell: the message is built only for a bad row
             for v, c in zip(row, schema, strict=True):
-                _value(v, c, _where(i + offset, c))
+                _value(v, c, _where(i + offset, c))  # raises at the same cell
             raise
     return typed
 
