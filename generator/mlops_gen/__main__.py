@@ -1,3 +1,3 @@
-from mlops_gen.cli import main
+from mlops_gen.cli import run
 
-main()
+run()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+from typing import NoReturn
 
 import click
 
@@ -36,3 +39,29 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="mlops-gen")
 def main() -> None:
     """Generate ML repositories that run train -> test -> deploy on their cloud's CI."""
+
+
+_SCRIPT = False  # set by `run`: the process is the `mlops-gen` command, not a caller in Python
+
+
+def run() -> None:
+    """The `mlops-gen` script (and `python -m mlops_gen`)."""
+    global _SCRIPT
+    _SCRIPT = True
+    main()
+
+
+def finish(code: int) -> NoReturn:
+    """End a command that has written all its output and released what it opened.
+
+    From the script, the process ends without the interpreter's teardown: freeing every object of
+    jsonschema, ruamel, PyYAML and the schemas takes ~40 ms, a fifth of validating one file on each
+    commit, for memory the OS takes back anyway (mypy ends the same way). Callers in Python (tests,
+    click's CliRunner) get SystemExit as from any click command."""
+    if _SCRIPT:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    sys.exit(code)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import atexit
 import gc
-import sys
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 
 import click
 
+from mlops_gen.cli import finish
 from mlops_gen.validate.detect import DIALECTS
 from mlops_gen.validate.findings import count, counts_against, render_json, render_text
 from mlops_gen.validate.rules import RULES
@@ -70,21 +68,14 @@ def validate(paths, fmt, strict, dialect, allow_tasks, disable, no_infra, config
 @contextmanager
 def _few_collections():
     """A run builds parse trees, schemas and the task catalogue, nearly all freed by reference counting:
-    the cyclic collector runs less often meanwhile (mypy's setting), and not at all at interpreter exit,
-    where it only frees memory the OS takes back (40-90 ms, a fifth of checking one file). No result
-    depends on either; the threshold is restored for in-process callers."""
-    _freeze_at_exit()
+    the cyclic collector runs less often meanwhile (mypy's setting). No result depends on it; the
+    threshold is restored for in-process callers."""
     threshold = gc.get_threshold()
     gc.set_threshold(200_000, 30, 30)
     try:
         yield
     finally:
         gc.set_threshold(*threshold)
-
-
-@cache
-def _freeze_at_exit() -> None:
-    atexit.register(gc.freeze)  # atexit handlers run before the interpreter's final collections
 
 
 def _validate(paths, fmt, strict, dialect, allow_tasks, disable, no_infra, config_path, max_bytes) -> None:
@@ -114,10 +105,10 @@ def _validate(paths, fmt, strict, dialect, allow_tasks, disable, no_infra, confi
     for problem in result.unreadable:
         click.echo(f"mlops-gen validate: {problem}", err=True)
     if result.unreadable:
-        sys.exit(2)
+        finish(2)
     counted = [f for f in result.findings if counts_against(f, options.strict)]
     if fmt == "text":
         n = count(result.findings)
         click.echo(f"{len(result.files)} file(s) checked: {n['errors']} error(s), {n['warnings']} warning(s), "
                    f"{n['notes']} note(s)" + (" (strict)" if options.strict else ""), err=True)
-    sys.exit(1 if counted else 0)
+    finish(1 if counted else 0)
