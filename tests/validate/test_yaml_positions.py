@@ -101,7 +101,7 @@ SCALARS = [
     "1_0.5_0", ".inf", "-.Inf", "+.INF", ".nan", ".NaN", "-.nan", "0.", "- 1", "1 000", "12abc", "v1.2.3", "=",
     "2001-12-14", "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10", "2001-1-1 1:00:00", "20011214",
     "${{ parameters.x }}", "$(Build.BuildId)", "a: b", "'quoted'", '"1"', "'true'", "|\n  block\n", ">-\n  folded\n",
-    "", "[1, 2]", "{a: 1}", "!!str 1", "!Ref x", "&a 1", "<<",
+    "", "[1, 2]", "{a: 1}", "!!str 1", "!Ref x", "! x", "&a 1", "<<",
 ]
 
 
@@ -129,3 +129,11 @@ def test_an_explicit_tag_on_a_collection_is_checked_not_a_crash(check) -> None:
     run = check("cloudbuild.yaml", "steps: !Foo\n  - name: a\n    args: !Bar {x: 1}\n")
     assert run.code == 1 and run.findings, run.output
     assert {f["line"] for f in run.findings} <= {1, 2, 3}
+
+
+def test_without_libyaml_every_file_takes_ruamels_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyYAML built from source without libyaml has no CParser: validate still works, only slower."""
+    monkeypatch.setattr(yamlpos, "CParser", None)
+    fast, slow, to_ruamel = _both("steps:\n  - script: echo hi\n    enabled: true\n")
+    assert to_ruamel
+    _same(fast, slow)

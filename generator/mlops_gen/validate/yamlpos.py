@@ -30,6 +30,7 @@ try:
 except ImportError:  # a PyYAML built without libyaml: every file takes ruamel's path
     CParser = None
 
+
 class Key(str):
     """A mapping key with its 0-based position; `value_pos` is where its value starts."""
 
@@ -93,7 +94,7 @@ _ROUND_TRIP_ONLY = re.compile(r"(?:^|[ \t\[{,])&(?![\s&])|^%", re.MULTILINE)
 _PLAIN, _QUOTED, _COLLECTION = "!plain", "!quoted", "!collection"
 
 
-class _Composer(CParser or object, BaseResolver):
+class _Composer(*((CParser, BaseResolver) if CParser else (BaseResolver,))):
     """libyaml's composer, with tags saying only how each node was written: typing is done by _plain."""
 
     def __init__(self, text: str) -> None:
