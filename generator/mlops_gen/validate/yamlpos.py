@@ -177,7 +177,7 @@ class _Converter:
         the next token starts, after blanks and comments; libyaml puts it just after the colon. In a
         flow mapping (`{key: }`, never seen in a CI file) the two are the other way round."""
         line, col = node.start_mark.line, node.start_mark.column
-        if node.value != "" or node.tag != _PLAIN or not isinstance(node, ScalarNode):
+        if not isinstance(node, ScalarNode) or node.tag != _PLAIN or node.value != "":
             return line, col
         if flow:
             raise _RoundTrip
