@@ -168,3 +168,27 @@ def test_azure_scalars_are_read_as_azure_reads_them(tmp_path: Path):
         "      - script: echo\n        failOnStderr: True\n        condition: true\n")
     run = run_validate(path, "--strict")
     assert run.findings == [], run.output
+
+
+def test_the_script_exits_with_the_code_and_all_its_output_through_a_pipe(tmp_path: Path):
+    """`python -m mlops_gen` (like the `mlops-gen` script) ends validate without the interpreter's
+    teardown: the exit codes and every line of output, more than a pipe's buffer, still arrive."""
+    import subprocess
+    import sys
+
+    commands = "".join(f"      - make test{i} || true\n" for i in range(2000))  # a note each
+    (tmp_path / "noted" / "buildspec.yml").parent.mkdir()
+    (tmp_path / "noted" / "buildspec.yml").write_text(GOOD_BS + commands)
+    (tmp_path / "buildspec.yml").write_text(WARN_BS)
+
+    def script(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "mlops_gen", "validate", *map(str, args)],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    noted = script("--strict", "--format", "json", tmp_path / "noted" / "buildspec.yml")
+    assert noted.returncode == 0 and len(noted.stdout) > 65536
+    assert json.loads(noted.stdout)["summary"]["notes"] == 2000
+    warned = script("--strict", tmp_path / "buildspec.yml")
+    assert warned.returncode == 1 and "bs-default-shell" in warned.stdout and "1 warning(s)" in warned.stderr
+    missing = script(tmp_path / "nothing.yml")
+    assert missing.returncode == 2 and "no such file or directory" in missing.stderr
