@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from mlops_gen.validate.yamlpos import YamlError
+from mlops_gen.validate.yamlpos import ANCHOR, YamlError
 
 MAX_DEPTH = 200  # real CI files nest < 30 levels; ruamel's composer recurses per level
 MAX_NODES = 100_000  # nodes after expanding aliases; the largest real CI files have < 20,000
@@ -26,9 +26,8 @@ MAX_NODES = 100_000  # nodes after expanding aliases; the largest real CI files 
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 _DEEP_INDENT = re.compile(f"^ {{{MAX_DEPTH}}}", re.MULTILINE)  # block nesting needs one column a level
 _FLOW_CHARS = re.compile(r"[\[\]{}'\"#]")
-# An anchor (`&name`) and an alias (`*name`) where a node may start: both are needed for any expansion.
-# Globs (`release/*`), `&&` and `2>&1` in scripts do not look like either, so most files skip the event pass.
-_ANCHOR = re.compile(r"(?:^|[ \t\[{,])&(?![&\s])[^\s\[\]{},]+", re.MULTILINE)
+# An anchor (yamlpos.ANCHOR) and an alias (`*name`) where a node may start: both are needed for any
+# expansion. Globs (`release/*`) and `**` do not look like an alias, so most files skip the event pass.
 _ALIAS = re.compile(r"(?:^|[ \t\[{,])\*(?![*\s])[^\s\[\]{},]+", re.MULTILINE)
 
 
@@ -98,7 +97,7 @@ def too_big(text: str, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -
     deep = _deep_flow(text, max_depth)
     if deep is not None:
         return deep
-    if not (_ANCHOR.search(text) and _ALIAS.search(text)) and not _DEEP_INDENT.search(text):
+    if not (ANCHOR.search(text) and _ALIAS.search(text)) and not _DEEP_INDENT.search(text):
         return None
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError

@@ -87,9 +87,11 @@ def load(text: str) -> Any:
         composer.dispose()
 
 
-# An anchor (`&name` where a node may start) or a `%` directive; explicit tags and merge keys are seen in
-# the composed nodes. Over-matching (`&>` in a script) only sends a file to the slower path.
-_ROUND_TRIP_ONLY = re.compile(r"(?:^|[ \t\[{,])&(?![\s&])|^%", re.MULTILINE)
+# An anchor (`&name`) where a node may start; `&&` and `2>&1` in scripts do not look like one.
+ANCHOR = re.compile(r"(?:^|[ \t\[{,])&(?![&\s])[^\s\[\]{},]+", re.MULTILINE)
+# An anchor or a `%` directive; explicit tags and merge keys are seen in the composed nodes. Over-matching
+# (`&>` in a script) only sends a file to the slower path.
+_ROUND_TRIP_ONLY = re.compile(f"{ANCHOR.pattern}|^%", re.MULTILINE)
 
 _PLAIN, _QUOTED, _COLLECTION = "!plain", "!quoted", "!collection"
 
