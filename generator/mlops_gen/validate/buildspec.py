@@ -5,10 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jsonschema import Draft7Validator
-
 from mlops_gen.validate.context import Context
-from mlops_gen.validate.schemaerrors import dotted, report_schema_errors
+from mlops_gen.validate.proofs import accepts
+from mlops_gen.validate.schemaerrors import dotted
 from mlops_gen.validate.schemas import own_schema
 from mlops_gen.validate.shellrules import (
     bash_feature,
@@ -25,15 +24,24 @@ _YES_NO_KEYS = {"discard-paths", "enable-symlinks", "git-credential-helper", "up
 _YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
 
 
+SCHEMA = "buildspec-0.2.schema.json"
+
+
 @lru_cache(maxsize=1)
-def validator() -> Draft7Validator:
-    return Draft7Validator(own_schema("buildspec-0.2.schema.json"))
+def validator() -> Any:
+    """jsonschema's validator of the schema: what reports the schema errors (see proofs/)."""
+    from jsonschema import Draft7Validator
+
+    return Draft7Validator(own_schema(SCHEMA))
 
 
 def check(ctx: Context) -> None:
     data = ctx.data
-    report_schema_errors(ctx, "bs-schema", validator().iter_errors(data), unknown_key=_unknown_key,
-                         empty_list="bs-empty-list")
+    if not accepts("buildspec", data):
+        from mlops_gen.validate.schemaerrors import report_schema_errors
+
+        report_schema_errors(ctx, "bs-schema", validator().iter_errors(data), unknown_key=_unknown_key,
+                             empty_list="bs-empty-list")
     _check_commands(ctx, data)
     _check_variables(ctx, data)
     _check_shell(ctx, data)

@@ -9,11 +9,10 @@ import re
 from functools import cache, lru_cache
 from typing import Any
 
-from jsonschema import Draft7Validator
-
 from mlops_gen.validate.context import Context
 from mlops_gen.validate.precomputed import CLOUDBUILD_DESCRIPTOR, read_data
-from mlops_gen.validate.schemaerrors import describe_type, report_schema_errors
+from mlops_gen.validate.proofs import accepts
+from mlops_gen.validate.schemaerrors import describe_type
 from mlops_gen.validate.schemas import vendored_schema
 from mlops_gen.validate.shellrules import check_ignored_failures, source_position
 from mlops_gen.validate.yamlpos import Key, Str, key_of, locate, to_plain
@@ -65,8 +64,7 @@ def camel_keys(node: Any, maps: bool = False) -> Any:
     return node
 
 
-@lru_cache(maxsize=1)
-def schema_validator() -> Draft7Validator:
+def corrected_schema() -> dict[str, Any]:
     """The vendored schema, corrected where it disagrees with the Build message (GoModules spells
     repositoryProjectId as repositoryProject_id)."""
     schema = copy.deepcopy(vendored_schema("cloudbuild"))
@@ -75,7 +73,15 @@ def schema_validator() -> Draft7Validator:
     if "repositoryProject_id" in props:
         props["repositoryProjectId"] = props.pop("repositoryProject_id")
         go["required"] = ["repositoryProjectId" if r == "repositoryProject_id" else r for r in go.get("required", [])]
-    return Draft7Validator(schema)
+    return schema
+
+
+@lru_cache(maxsize=1)
+def schema_validator() -> Any:
+    """jsonschema's validator of corrected_schema(): what reports the schema errors (see proofs/)."""
+    from jsonschema import Draft7Validator
+
+    return Draft7Validator(corrected_schema())
 
 
 @cache
@@ -135,8 +141,11 @@ def check(ctx: Context) -> None:
     data = camel_keys(ctx.data)
     parseable = _check_ciphertexts(ctx, _check_substitution_values(ctx, data))
     _check_structure(ctx, data)
-    report_schema_errors(ctx, "gcb-schema", schema_validator().iter_errors(parseable), data,
-                         unknown_key=_unknown_key, empty_list="gcb-empty-list")
+    if not accepts("cloudbuild", parseable):
+        from mlops_gen.validate.schemaerrors import report_schema_errors
+
+        report_schema_errors(ctx, "gcb-schema", schema_validator().iter_errors(parseable), data,
+                             unknown_key=_unknown_key, empty_list="gcb-empty-list")
     explained = {f.line for f in ctx.findings}
     strict_parse(ctx, data, parseable, skip_lines=explained)
     _Rules(ctx, data).run()

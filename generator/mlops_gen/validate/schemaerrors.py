@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
-from typing import Any
-
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from mlops_gen.validate.context import Context
 from mlops_gen.validate.yamlpos import locate
+
+if TYPE_CHECKING:  # only annotations: a file without schema errors never imports jsonschema (see proofs/)
+    from jsonschema.exceptions import ValidationError
 
 _TYPE_NAMES = {
     "object": "a mapping",
