@@ -6,8 +6,8 @@ from functools import lru_cache
 from typing import Any
 
 from mlops_gen.validate.context import Context
-from mlops_gen.validate.proofs import accepts
-from mlops_gen.validate.schemaerrors import dotted
+from mlops_gen.validate.proofs import schema_errors
+from mlops_gen.validate.schemaerrors import dotted, report_schema_errors
 from mlops_gen.validate.schemas import own_schema
 from mlops_gen.validate.shellrules import (
     bash_feature,
@@ -37,11 +37,8 @@ def validator() -> Any:
 
 def check(ctx: Context) -> None:
     data = ctx.data
-    if not accepts("buildspec", data):
-        from mlops_gen.validate.schemaerrors import report_schema_errors
-
-        report_schema_errors(ctx, "bs-schema", validator().iter_errors(data), unknown_key=_unknown_key,
-                             empty_list="bs-empty-list")
+    report_schema_errors(ctx, "bs-schema", schema_errors("buildspec", validator, data), unknown_key=_unknown_key,
+                         empty_list="bs-empty-list")
     _check_commands(ctx, data)
     _check_variables(ctx, data)
     _check_shell(ctx, data)

@@ -11,8 +11,8 @@ from typing import Any
 
 from mlops_gen.validate.context import Context
 from mlops_gen.validate.precomputed import CLOUDBUILD_DESCRIPTOR, read_data
-from mlops_gen.validate.proofs import accepts
-from mlops_gen.validate.schemaerrors import describe_type
+from mlops_gen.validate.proofs import schema_errors
+from mlops_gen.validate.schemaerrors import describe_type, report_schema_errors
 from mlops_gen.validate.schemas import vendored_schema
 from mlops_gen.validate.shellrules import check_ignored_failures, source_position
 from mlops_gen.validate.yamlpos import Key, Str, key_of, locate, to_plain
@@ -141,11 +141,8 @@ def check(ctx: Context) -> None:
     data = camel_keys(ctx.data)
     parseable = _check_ciphertexts(ctx, _check_substitution_values(ctx, data))
     _check_structure(ctx, data)
-    if not accepts("cloudbuild", parseable):
-        from mlops_gen.validate.schemaerrors import report_schema_errors
-
-        report_schema_errors(ctx, "gcb-schema", schema_validator().iter_errors(parseable), data,
-                             unknown_key=_unknown_key, empty_list="gcb-empty-list")
+    report_schema_errors(ctx, "gcb-schema", schema_errors("cloudbuild", schema_validator, parseable), data,
+                         unknown_key=_unknown_key, empty_list="gcb-empty-list")
     explained = {f.line for f in ctx.findings}
     strict_parse(ctx, data, parseable, skip_lines=explained)
     _Rules(ctx, data).run()

@@ -10,6 +10,7 @@ fails in any way, jsonschema validates it and reports, so every finding and mess
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 SCHEMAS = ("buildspec", "cloudbuild")  # the modules here; Azure's schema compiles to 9 MB of code
@@ -23,3 +24,9 @@ def accepts(name: str, instance: Any) -> bool:
     except Exception:  # a schema error, or data the generated code did not expect: jsonschema decides
         return False
     return True
+
+
+def schema_errors(name: str, validator: Callable[[], Any], instance: Any) -> Iterable[Any]:
+    """jsonschema's errors of `instance` (`validator()` builds its validator), or none, without importing
+    jsonschema, when schema `name` accepts it."""
+    return () if accepts(name, instance) else validator().iter_errors(instance)
